@@ -1,0 +1,129 @@
+//! The contract between a connection and the application it serves.
+//!
+//! `conn` and `server` are generic over [`App`] so they never see Python:
+//! the WSGI adapter in `wsgi/` implements it for real, tests and fuzz
+//! targets implement it with a stub. A request goes in as borrowed spans of
+//! the connection's buffer plus an owned body; the response comes back as a
+//! stream of [`Event`]s pulled only while the socket drains (backpressure).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::parse::{HeaderSpan, Version};
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// Unix sockets have no peer address worth reporting.
+    Unix,
+}
+
+/// The listening socket a connection arrived on; it fills SERVER_NAME and
+/// SERVER_PORT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Local {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// One complete request: the head as spans into `head` and the whole body.
+pub struct Request<'a> {
+    /// The bytes the spans below point into.
+    pub head: &'a [u8],
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    pub version: Version,
+    pub headers: &'a [HeaderSpan],
+    pub body: Vec<u8>,
+    pub peer: &'a Peer,
+    pub local: &'a Local,
+}
+
+/// The response status line and headers, validated and serialised by the
+/// application adapter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The status as the app gave it, e.g. `200 OK`.
+    pub status_line: Vec<u8>,
+    /// The app's header lines, each `Name: value\r\n`, already checked for
+    /// CR/LF/NUL and hop-by-hop fields.
+    pub header_lines: Vec<u8>,
+    /// The app's Content-Length, parsed.
+    pub content_length: Option<u64>,
+    pub has_date: bool,
+    pub has_server: bool,
+    /// The app sent `Connection: close`.
+    pub close: bool,
+}
+
+/// What pulling a response yields, in order: one `Head`, then any number of
+/// `Data`, then `End`.
+pub enum Event<C> {
+    Head(ResponseHead),
+    Data(C),
+    End,
+}
+
+/// The application raised or broke the protocol. The adapter has already
+/// logged the details (traceback); the connection only needs to know that it
+/// happened: before the head was sent it answers 500, after it cuts the
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppFailure;
+
+/// A response being produced.
+pub trait Response {
+    /// Body bytes, held without copying (a Python `bytes` for WSGI).
+    type Chunk: AsRef<[u8]>;
+    fn next(&mut self) -> Result<Event<Self::Chunk>, AppFailure>;
+    /// Releases the response (WSGI: calls the iterable's `close()`); called
+    /// exactly once, whether the response finished, failed or the client went
+    /// away.
+    fn close(&mut self);
+}
+
+pub trait App {
+    type Response: Response;
+
+    fn call(&mut self, request: Request<'_>) -> Result<Self::Response, AppFailure>;
+
+    /// Runs `wait` (the poll syscall) with whatever the app holds released:
+    /// the WSGI adapter drops the GIL here so Python threads can run.
+    fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {
+        wait()
+    }
+
+    /// Called after every wake-up; runs pending Python signal handlers.
+    /// Returns true when a handler asked the server to stop (raised).
+    fn after_wake(&mut self) -> bool {
+        false
+    }
+}
+
+/// Per-connection settings, shared by all connections of a server.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    pub limits: crate::http::parse::Limits,
+    pub limit_request_body: u64,
+    /// Idle time allowed between requests; zero disables keep-alive.
+    pub keep_alive: Duration,
+    /// Time allowed from the first byte of a head to its end.
+    pub header_timeout: Duration,
+    /// Output buffered before the app's iterable is paused.
+    pub high_water: usize,
+}
+
+impl Default for ConnSettings {
+    fn default() -> Self {
+        ConnSettings {
+            limits: Default::default(),
+            limit_request_body: 1 << 30,
+            keep_alive: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            high_water: 64 * 1024,
+        }
+    }
+}

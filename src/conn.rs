@@ -1,0 +1,710 @@
+//! One client connection as a state machine: read a head, read the whole
+//! body, call the app, pull its response while the socket drains, then
+//! either start on the next (possibly pipelined) request or close.
+//!
+//! It knows neither mio nor Python: it is driven through [`Conn::drive`]
+//! over any [`Stream`] and any [`App`], so short writes, WouldBlock at byte
+//! N and broken pipes are unit tests with a mock stream. Every path that
+//! input can reach ends in a response or a close, never a panic.
+
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::app::{App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response};
+use crate::http::body::{self, BodyFraming, RequestInfo};
+use crate::http::chunked::{self, ChunkedDecoder};
+use crate::http::parse::{HeadParser, Status, Version};
+use crate::http::response::{self, ResponseFraming};
+use crate::http::HttpError;
+use crate::inbuf::InBuf;
+use crate::outbuf::OutQueue;
+
+/// A byte stream that can also half-close (send FIN but keep reading).
+pub trait Stream: Read + Write {
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+/// What the server should do with the connection after `drive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Waiting for the socket (readable or writable) or a deadline.
+    Open,
+    /// Done: deregister and drop it.
+    Closed,
+}
+
+/// Everything the server shares with every connection on each wake-up.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    /// Today's IMF-fixdate for the Date header.
+    pub date: &'a [u8],
+    /// The server is shutting down: finish the current response, keep no
+    /// connection alive.
+    pub draining: bool,
+}
+
+const READ_SPARE: usize = 16 * 1024;
+const INITIAL_INBUF: usize = 4 * 1024;
+/// After a protocol error we half-close and read what the client still
+/// sends for this long, so our error response is not lost to a TCP reset
+/// triggered by unread input.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX_DISCARD: usize = 256 * 1024;
+
+enum BodyReader {
+    Length { remaining: u64 },
+    Chunked(ChunkedDecoder),
+}
+
+struct Active<R> {
+    response: R,
+    framing: Option<ResponseFraming>,
+    /// Body bytes still allowed under the app's Content-Length.
+    remaining: u64,
+    keep_alive: bool,
+    head_request: bool,
+    version: Version,
+}
+
+enum State<R> {
+    /// Waiting for (the rest of) a head; `since` is when its first byte came.
+    Head {
+        since: Option<Instant>,
+    },
+    Body {
+        head_len: usize,
+        info: RequestInfo,
+        body: Vec<u8>,
+        reader: BodyReader,
+    },
+    Respond(Box<Active<R>>),
+    /// Flush what is queued, then half-close and linger.
+    Closing,
+    Linger {
+        until: Instant,
+        discarded: usize,
+    },
+    Closed,
+}
+
+/// How one step of the state machine ended.
+enum Step {
+    /// State changed; run the loop again.
+    Continue,
+    /// Needs the socket: flush output if any, else wait for readiness.
+    Blocked,
+    /// Drop the connection now.
+    Close,
+}
+
+pub struct Conn<S, R: Response> {
+    stream: S,
+    peer: Peer,
+    local: Rc<Local>,
+    settings: Rc<ConnSettings>,
+    inbuf: InBuf,
+    parser: HeadParser,
+    state: State<R>,
+    out: OutQueue<R::Chunk>,
+    /// When the idle keep-alive period ends (no request bytes yet).
+    idle_until: Option<Instant>,
+}
+
+impl<S: Stream, R: Response> Conn<S, R> {
+    pub fn new(
+        stream: S,
+        peer: Peer,
+        local: Rc<Local>,
+        settings: Rc<ConnSettings>,
+        now: Instant,
+    ) -> Self {
+        let parser = HeadParser::new(settings.limits);
+        let idle_until = Some(now + settings.header_timeout.max(settings.keep_alive));
+        Conn {
+            stream,
+            peer,
+            local,
+            settings,
+            inbuf: InBuf::with_capacity(INITIAL_INBUF),
+            parser,
+            state: State::Head { since: None },
+            out: OutQueue::new(),
+            idle_until,
+        }
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// True while no request is in progress: nothing to lose by closing.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head { since: None }) && self.out.is_empty()
+    }
+
+    /// Advances the connection as far as the socket allows.
+    pub fn drive<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Progress {
+        loop {
+            let step = match self.state {
+                State::Head { .. } => self.step_head(app, ctx),
+                State::Body { .. } => self.step_body(app, ctx),
+                State::Respond(_) => self.step_respond(ctx),
+                State::Closing => {
+                    if self.out.is_empty() {
+                        let _ = self.stream.shutdown_write();
+                        self.state = State::Linger {
+                            until: ctx.now + LINGER,
+                            discarded: 0,
+                        };
+                        Step::Continue
+                    } else {
+                        Step::Blocked
+                    }
+                }
+                State::Linger { .. } => self.step_linger(),
+                State::Closed => Step::Close,
+            };
+            match step {
+                Step::Continue => continue,
+                Step::Close => {
+                    self.abort();
+                    return Progress::Closed;
+                }
+                Step::Blocked => {
+                    if self.out.is_empty() {
+                        return Progress::Open;
+                    }
+                    match self.out.write_to(&mut self.stream) {
+                        Ok(true) => continue,
+                        Ok(false) => return Progress::Open,
+                        Err(e) => {
+                            log::debug!("write to {:?} failed: {e}", self.peer);
+                            self.abort();
+                            return Progress::Closed;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next instant at which `on_timeout` has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Head { since: None } if self.out.is_empty() => self.idle_until,
+            State::Head { since: Some(t) } => Some(t + self.settings.header_timeout),
+            State::Linger { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Applies an expired deadline: an idle keep-alive connection closes
+    /// quietly, a head that did not arrive in time gets 408, a lingering
+    /// close ends.
+    pub fn on_timeout(&mut self, ctx: &Ctx<'_>) -> Progress {
+        let Some(deadline) = self.deadline() else {
+            return Progress::Open;
+        };
+        if ctx.now < deadline {
+            return Progress::Open;
+        }
+        match self.state {
+            State::Head { since: Some(_) } => {
+                log::debug!("request head from {:?} timed out", self.peer);
+                self.fail(HttpError::RequestTimeout, ctx);
+                Progress::Open
+            }
+            _ => {
+                self.abort();
+                Progress::Closed
+            }
+        }
+    }
+
+    /// Shutdown begins: an idle connection closes now; a busy one finishes
+    /// its current request and then closes (`ctx.draining`).
+    pub fn on_drain(&mut self) -> Progress {
+        if self.is_idle() {
+            self.abort();
+            Progress::Closed
+        } else {
+            Progress::Open
+        }
+    }
+
+    fn step_head<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
+        if !self.inbuf.is_empty() {
+            match self.parser.parse(self.inbuf.bytes()) {
+                Ok(Status::Complete { head_len }) => return self.on_head(head_len, app, ctx),
+                Ok(Status::Partial) => {}
+                Err(e) => {
+                    self.fail(e, ctx);
+                    return Step::Continue;
+                }
+            }
+        }
+        if ctx.draining && self.inbuf.is_empty() {
+            return Step::Close;
+        }
+        // Pipelined requests wait in the kernel while our own output is
+        // backed up: that is the client's backpressure.
+        if self.out.len() >= self.settings.high_water {
+            return Step::Blocked;
+        }
+        match self.inbuf.read_from(&mut self.stream, READ_SPARE) {
+            Ok(0) => {
+                if !self.inbuf.is_empty() {
+                    log::debug!("{:?} closed mid-head", self.peer);
+                }
+                if self.out.is_empty() {
+                    Step::Close
+                } else {
+                    // Answers to earlier pipelined requests are still queued.
+                    self.state = State::Closing;
+                    Step::Continue
+                }
+            }
+            Ok(_) => {
+                if let State::Head {
+                    since: since @ None,
+                } = &mut self.state
+                {
+                    *since = Some(ctx.now);
+                }
+                Step::Continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if matches!(self.state, State::Head { since: None }) && self.inbuf.is_empty() {
+                    self.inbuf.shrink_if_idle(INITIAL_INBUF);
+                }
+                Step::Blocked
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
+            Err(e) => {
+                log::debug!("read from {:?} failed: {e}", self.peer);
+                Step::Close
+            }
+        }
+    }
+
+    fn on_head<A: App<Response = R>>(
+        &mut self,
+        head_len: usize,
+        app: &mut A,
+        ctx: &Ctx<'_>,
+    ) -> Step {
+        let info = match body::analyze(
+            self.inbuf.bytes(),
+            self.parser.version(),
+            self.parser.headers(),
+        ) {
+            Ok(info) => info,
+            Err(e) => {
+                self.fail(e, ctx);
+                return Step::Continue;
+            }
+        };
+        let reader = match info.framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => {
+                return self.dispatch(head_len, info, Vec::new(), app, ctx);
+            }
+            BodyFraming::Length(n) if n > self.settings.limit_request_body => {
+                self.fail(HttpError::PayloadTooLarge, ctx);
+                return Step::Continue;
+            }
+            BodyFraming::Length(n) => BodyReader::Length { remaining: n },
+            BodyFraming::Chunked => BodyReader::Chunked(ChunkedDecoder::new()),
+        };
+        // A client that sent `Expect: 100-continue` waits for our go-ahead
+        // before the body; skip it if the body is already arriving.
+        if info.expect_continue && self.inbuf.len() == head_len {
+            self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let capacity = match reader {
+            BodyReader::Length { remaining } => remaining.min(64 * 1024) as usize,
+            BodyReader::Chunked(_) => 0,
+        };
+        self.state = State::Body {
+            head_len,
+            info,
+            body: Vec::with_capacity(capacity),
+            reader,
+        };
+        Step::Continue
+    }
+
+    fn step_body<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
+        let limit = self.settings.limit_request_body;
+        let State::Body {
+            head_len,
+            body,
+            reader,
+            ..
+        } = &mut self.state
+        else {
+            return Step::Continue;
+        };
+        let head_len = *head_len;
+        // First consume body bytes that arrived with the head (or since).
+        let buffered = self.inbuf.bytes().get(head_len..).unwrap_or_default();
+        let done = match reader {
+            BodyReader::Length { remaining } => {
+                let take = (*remaining).min(buffered.len() as u64) as usize;
+                body.extend_from_slice(&buffered[..take]);
+                *remaining -= take as u64;
+                self.inbuf.remove(head_len, take);
+                *remaining == 0
+            }
+            BodyReader::Chunked(decoder) => {
+                let before = body.len();
+                match decoder.decode(buffered, body) {
+                    Ok(d) => {
+                        self.inbuf.remove(head_len, d.consumed);
+                        if body.len() as u64 > limit {
+                            self.fail(HttpError::PayloadTooLarge, ctx);
+                            return Step::Continue;
+                        }
+                        let _ = before;
+                        d.done
+                    }
+                    Err(e) => {
+                        self.fail(e, ctx);
+                        return Step::Continue;
+                    }
+                }
+            }
+        };
+        if done {
+            let State::Body {
+                head_len,
+                info,
+                body,
+                ..
+            } = std::mem::replace(&mut self.state, State::Closed)
+            else {
+                return Step::Close;
+            };
+            return self.dispatch(head_len, info, body, app, ctx);
+        }
+        // Need more bytes. A known length is read straight into the body,
+        // never past it, so a pipelined request stays in the kernel buffer.
+        let State::Body { body, reader, .. } = &mut self.state else {
+            return Step::Continue;
+        };
+        let result = match reader {
+            BodyReader::Length { remaining } => {
+                let want = (*remaining).min(256 * 1024) as usize;
+                read_into_vec(&mut self.stream, body, want).inspect(|&n| {
+                    *remaining -= n as u64;
+                })
+            }
+            BodyReader::Chunked(_) => self.inbuf.read_from(&mut self.stream, READ_SPARE),
+        };
+        match result {
+            Ok(0) => {
+                log::debug!("{:?} closed mid-body", self.peer);
+                Step::Close
+            }
+            Ok(_) => Step::Continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
+            Err(e) => {
+                log::debug!("read from {:?} failed: {e}", self.peer);
+                Step::Close
+            }
+        }
+    }
+
+    fn dispatch<A: App<Response = R>>(
+        &mut self,
+        head_len: usize,
+        info: RequestInfo,
+        body: Vec<u8>,
+        app: &mut A,
+        ctx: &Ctx<'_>,
+    ) -> Step {
+        let head = self.inbuf.bytes().get(..head_len).unwrap_or_default();
+        let version = self.parser.version();
+        let method = self.parser.method().get(head);
+        let head_request = method == b"HEAD";
+        let request = Request {
+            head,
+            method,
+            target: self.parser.target().get(head),
+            version,
+            headers: self.parser.headers(),
+            body,
+            peer: &self.peer,
+            local: &self.local,
+        };
+        let result = app.call(request);
+        self.inbuf.consume(head_len);
+        self.parser.reset();
+        let keep_alive = info.keep_alive && !ctx.draining && !self.settings.keep_alive.is_zero();
+        match result {
+            Ok(response) => {
+                self.state = State::Respond(Box::new(Active {
+                    response,
+                    framing: None,
+                    remaining: 0,
+                    keep_alive,
+                    head_request,
+                    version,
+                }));
+            }
+            Err(AppFailure) => {
+                let out = self.out.tail();
+                let before = out.len();
+                response::write_internal_error(ctx.date, keep_alive, out);
+                let n = out.len() - before;
+                self.out.commit(n);
+                self.next_request(keep_alive, ctx);
+            }
+        }
+        Step::Continue
+    }
+
+    fn step_respond(&mut self, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        while self.out.len() < self.settings.high_water {
+            let event = match active.response.next() {
+                Ok(event) => event,
+                Err(AppFailure) => {
+                    active.response.close();
+                    let head_sent = active.framing.is_some();
+                    let keep_alive = active.keep_alive;
+                    if head_sent {
+                        // Too late for a 500: cut the connection so the
+                        // client sees a truncated response, not a whole one.
+                        self.state = State::Closing;
+                    } else {
+                        let out = self.out.tail();
+                        let before = out.len();
+                        response::write_internal_error(ctx.date, keep_alive, out);
+                        let n = out.len() - before;
+                        self.out.commit(n);
+                        self.next_request(keep_alive, ctx);
+                    }
+                    return Step::Continue;
+                }
+            };
+            match event {
+                Event::Head(head) => {
+                    if active.framing.is_some() {
+                        log::error!("application produced a second response head");
+                        active.response.close();
+                        self.state = State::Closing;
+                        return Step::Continue;
+                    }
+                    let framing = response::framing(
+                        active.head_request,
+                        active.version,
+                        head.status,
+                        head.content_length,
+                    );
+                    active.keep_alive = active.keep_alive
+                        && !head.close
+                        && !matches!(framing, ResponseFraming::UntilClose);
+                    if let ResponseFraming::Length(n) = framing {
+                        active.remaining = n;
+                    }
+                    active.framing = Some(framing);
+                    let out = self.out.tail();
+                    let before = out.len();
+                    write_head(
+                        out,
+                        &head,
+                        framing,
+                        active.keep_alive,
+                        active.version,
+                        ctx.date,
+                    );
+                    let n = out.len() - before;
+                    self.out.commit(n);
+                }
+                Event::Data(chunk) => {
+                    let len = chunk.as_ref().len();
+                    match active.framing {
+                        None => {
+                            log::error!("application sent body data before its headers");
+                            active.response.close();
+                            self.state = State::Closing;
+                            return Step::Continue;
+                        }
+                        Some(ResponseFraming::NoBody) => {}
+                        Some(ResponseFraming::Length(_)) => {
+                            if len as u64 > active.remaining {
+                                if active.remaining > 0 || len > 0 {
+                                    log::warn!(
+                                        "application returned more than its Content-Length; extra bytes dropped"
+                                    );
+                                }
+                                let keep = active.remaining as usize;
+                                active.remaining = 0;
+                                self.out.push_chunk_prefix(chunk, keep);
+                                // The app's idea of the body disagrees with
+                                // its header: do not trust this connection.
+                                active.keep_alive = false;
+                            } else {
+                                active.remaining -= len as u64;
+                                self.out.push_chunk(chunk);
+                            }
+                        }
+                        Some(ResponseFraming::Chunked) => {
+                            if len > 0 {
+                                let out = self.out.tail();
+                                let before = out.len();
+                                chunked::write_chunk_size(len, out);
+                                let n = out.len() - before;
+                                self.out.commit(n);
+                                self.out.push_chunk(chunk);
+                                self.out.push_bytes(b"\r\n");
+                            }
+                        }
+                        Some(ResponseFraming::UntilClose) => self.out.push_chunk(chunk),
+                    }
+                }
+                Event::End => {
+                    active.response.close();
+                    let mut keep_alive = active.keep_alive;
+                    match active.framing {
+                        None => {
+                            log::error!("application ended without a response head");
+                            keep_alive = false;
+                        }
+                        Some(ResponseFraming::Chunked) => self.out.push_bytes(b"0\r\n\r\n"),
+                        Some(ResponseFraming::Length(_)) if active.remaining > 0 => {
+                            log::error!(
+                                "application returned {} bytes less than its Content-Length; closing",
+                                active.remaining
+                            );
+                            keep_alive = false;
+                        }
+                        _ => {}
+                    }
+                    self.next_request(keep_alive, ctx);
+                    return Step::Continue;
+                }
+            }
+        }
+        Step::Blocked
+    }
+
+    /// After a response: wait for the next request or close.
+    fn next_request(&mut self, keep_alive: bool, ctx: &Ctx<'_>) {
+        if keep_alive && !ctx.draining {
+            self.state = State::Head { since: None };
+            self.idle_until = Some(ctx.now + self.settings.keep_alive);
+        } else {
+            self.state = State::Closing;
+        }
+    }
+
+    fn step_linger(&mut self) -> Step {
+        let State::Linger { discarded, .. } = &mut self.state else {
+            return Step::Continue;
+        };
+        let mut scratch = [0u8; 4096];
+        match self.stream.read(&mut scratch) {
+            Ok(0) => Step::Close,
+            Ok(n) => {
+                *discarded += n;
+                if *discarded > LINGER_MAX_DISCARD {
+                    Step::Close
+                } else {
+                    Step::Continue
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
+            Err(_) => Step::Close,
+        }
+    }
+
+    /// Answers a protocol error and closes after it is sent.
+    fn fail(&mut self, err: HttpError, ctx: &Ctx<'_>) {
+        log::info!("{:?}: {err}", self.peer);
+        if let State::Respond(active) = &mut self.state {
+            active.response.close();
+        }
+        let out = self.out.tail();
+        let before = out.len();
+        response::write_error(err, ctx.date, out);
+        let n = out.len() - before;
+        self.out.commit(n);
+        self.state = State::Closing;
+    }
+
+    /// Drops the connection now, releasing the app's response if any.
+    fn abort(&mut self) {
+        if let State::Respond(active) = &mut self.state {
+            active.response.close();
+        }
+        self.state = State::Closed;
+        self.out.clear();
+    }
+}
+
+impl<S, R: Response> Drop for Conn<S, R> {
+    fn drop(&mut self) {
+        // `close()` must run exactly once, also when the server drops a
+        // connection mid-response (client gone, forced shutdown).
+        if let State::Respond(active) = &mut self.state {
+            active.response.close();
+            self.state = State::Closed;
+        }
+    }
+}
+
+/// Reads at most `max` bytes appended to `v`.
+fn read_into_vec<S: Read>(stream: &mut S, v: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let old = v.len();
+    v.resize(old + max, 0);
+    let result = stream.read(&mut v[old..]);
+    let n = *result.as_ref().unwrap_or(&0);
+    v.truncate(old + n);
+    result
+}
+
+/// Serialises the response head: status line, the app's headers, then the
+/// ones the server owns (Server, Date, framing, connection).
+fn write_head(
+    out: &mut Vec<u8>,
+    head: &crate::app::ResponseHead,
+    framing: ResponseFraming,
+    keep_alive: bool,
+    version: Version,
+    date: &[u8],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&head.status_line);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&head.header_lines);
+    if !head.has_server {
+        out.extend_from_slice(b"Server: rwsgi-lite\r\n");
+    }
+    if !head.has_date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == ResponseFraming::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! The `rwsgi-lite` command: parse arguments, start logging and Python,
+//! import the app, serve, and turn every failure into one clear message and
+//! an exit status (0 ok, 1 runtime or start-up error, 2 usage).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use pyo3::prelude::*;
+
+use rwsgi_lite::app::ConnSettings;
+use rwsgi_lite::config::{self, Command, Config};
+use rwsgi_lite::python::{self, LoadError};
+use rwsgi_lite::server::{Server, ServerSettings};
+use rwsgi_lite::wsgi::{format_exception, WsgiApp};
+
+fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(bad) => {
+                eprintln!("rwsgi-lite: argument {bad:?} is not valid UTF-8; see --help");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let virtual_env = std::env::var("VIRTUAL_ENV").ok().filter(|v| !v.is_empty());
+    let config = match config::parse_args(&args, virtual_env) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version(line)) => {
+            println!("{line}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_level);
+    let code = run(&config);
+    python::finalize();
+    code
+}
+
+/// gunicorn-style lines on stderr; RUST_LOG, when set, overrides
+/// `--log-level` (and can target modules).
+fn init_logging(level: log::LevelFilter) {
+    let pid = std::process::id();
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    builder.format(move |buf, record| {
+        let ts = buf.timestamp_seconds();
+        writeln!(buf, "[{ts}] [{pid}] [{}] {}", record.level(), record.args())
+    });
+    builder.init();
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("rwsgi-lite: {message}");
+    ExitCode::from(1)
+}
+
+fn run(config: &Config) -> ExitCode {
+    if let Some(dir) = &config.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            return fail(format_args!("--chdir {}: {e}", dir.display()));
+        }
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => return fail(format_args!("cannot read the current directory: {e}")),
+    };
+    let settings = ServerSettings {
+        conn: ConnSettings {
+            limits: config.limits,
+            limit_request_body: config.limit_request_body,
+            keep_alive: config.keep_alive,
+            ..ConnSettings::default()
+        },
+        graceful_timeout: config.graceful_timeout,
+    };
+    // Bind before importing the app: a taken port fails fast, without
+    // running the app's import-time side effects.
+    let server = match Server::bind(&config.binds, config.backlog, settings) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let argv: Vec<String> = std::env::args().take(1).collect();
+    if let Err(e) = python::initialize(config.virtualenv.as_deref(), &argv) {
+        return fail(e);
+    }
+    Python::attach(|py| {
+        let mut path = vec![cwd];
+        path.extend(config.pythonpath.iter().cloned());
+        if let Err(e) = python::prepend_sys_path(py, &path) {
+            return fail(format_args!("cannot set sys.path: {e}"));
+        }
+        let app = match python::load_app(py, &config.app) {
+            Ok(app) => app,
+            Err(LoadError::Raised) => {
+                eprintln!(
+                    "rwsgi-lite: failed to load application '{}'",
+                    describe_spec(config)
+                );
+                return ExitCode::from(1);
+            }
+            Err(e) => return fail(e),
+        };
+        if let Err(e) = python::yield_sigint(py) {
+            log::warn!("cannot take over SIGINT: {}", format_exception(py, &e));
+        }
+        let mut wsgi = match WsgiApp::new(py, app) {
+            Ok(w) => w,
+            Err(e) => return fail(format_exception(py, &e)),
+        };
+        log::info!(
+            "rwsgi-lite {} serving {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            describe_spec(config),
+            python::describe(py)
+        );
+        for addr in server.local_addrs() {
+            log::info!("Listening at: {addr} ({})", std::process::id());
+        }
+        match server.run(&mut wsgi) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format_args!("event loop failed: {e}")),
+        }
+    })
+}
+
+fn describe_spec(config: &Config) -> String {
+    let app = &config.app;
+    format!(
+        "{}:{}{}",
+        app.module,
+        app.callable,
+        if app.factory { "()" } else { "" }
+    )
+}

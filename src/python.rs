@@ -1,0 +1,249 @@
+//! The embedded interpreter: start it through PyConfig (so a virtualenv
+//! works and Python's signal machinery stays on), put the app's directories
+//! on `sys.path`, import the app, and shut the interpreter down at exit.
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use crate::config::AppSpec;
+
+/// The interpreter this binary was built against (from build.rs), used as
+/// `sys.executable` when no virtualenv is given so `sys.prefix` and
+/// subprocesses that re-run `sys.executable` find the real Python.
+const BUILD_PYTHON: Option<&str> = option_env!("RWSGI_BUILD_PYTHON");
+
+/// Why the application could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Python could not start; the message says why.
+    Init(String),
+    /// Importing or calling the factory raised; the traceback was printed.
+    Raised,
+    /// The spec names something that is not there or not callable.
+    Spec(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Init(m) => write!(f, "cannot start Python: {m}"),
+            LoadError::Raised => f.write_str("the application raised while loading"),
+            LoadError::Spec(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Starts the interpreter. `virtualenv` (a directory with `bin/python`)
+/// becomes `sys.executable`, from which Python finds `pyvenv.cfg` and sets
+/// `sys.prefix`; `home` is never set, because it would bypass that.
+/// The calling thread keeps no GIL afterwards: use `Python::attach`.
+pub fn initialize(virtualenv: Option<&Path>, argv: &[String]) -> Result<(), LoadError> {
+    let executable: Option<PathBuf> = match virtualenv {
+        Some(venv) => {
+            let python = venv.join("bin").join("python");
+            if !python.exists() {
+                return Err(LoadError::Init(format!(
+                    "virtualenv {}: {} not found",
+                    venv.display(),
+                    python.display()
+                )));
+            }
+            Some(python)
+        }
+        None => BUILD_PYTHON.map(PathBuf::from).filter(|p| p.exists()),
+    };
+    let executable = match executable {
+        Some(p) => Some(cstring(p.as_os_str())?),
+        None => None,
+    };
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(OsStr::new(a)))
+        .collect::<Result<_, _>>()?;
+    let mut arg_ptrs: Vec<*const std::os::raw::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+
+    // SAFETY: PyConfig is a plain C struct that PyConfig_InitPythonConfig
+    // fully initialises before use; every string we pass is a valid
+    // NUL-terminated CString that outlives the calls (CPython copies it);
+    // PyConfig_Clear frees what CPython allocated. The GIL acquired by
+    // Py_InitializeFromConfig is released with PyEval_SaveThread so pyo3's
+    // attach/detach manage it from here on.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        // Keep Python's own handlers so handlers the app installs run.
+        config.install_signal_handlers = 1;
+        // Our argv belongs to us, not to the Python command line.
+        config.parse_argv = 0;
+        let status = ffi::PyConfig_SetBytesArgv(
+            &mut config,
+            arg_ptrs.len() as ffi::Py_ssize_t,
+            arg_ptrs.as_mut_ptr(),
+        );
+        if ffi::PyStatus_Exception(status) != 0 {
+            ffi::PyConfig_Clear(&mut config);
+            return Err(LoadError::Init(status_message(status)));
+        }
+        if let Some(exe) = &executable {
+            let status =
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(LoadError::Init(status_message(status)));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(LoadError::Init(status_message(status)));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+fn status_message(status: ffi::PyStatus) -> String {
+    if status.err_msg.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: a non-null err_msg of a PyStatus is a static C string.
+    unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn cstring(s: &OsStr) -> Result<CString, LoadError> {
+    CString::new(s.as_bytes()).map_err(|_| LoadError::Init(format!("NUL byte in {s:?}")))
+}
+
+/// Puts `dirs` at the front of `sys.path`, in order.
+pub fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
+    let path = py.import("sys")?.getattr("path")?.cast_into::<PyList>()?;
+    for (i, dir) in dirs.iter().enumerate() {
+        let s = dir.to_string_lossy();
+        path.insert(i, PyString::new(py, &s))?;
+    }
+    Ok(())
+}
+
+/// Imports the module, resolves the dotted attribute, calls it if it is a
+/// factory, and checks that the result is callable.
+pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, LoadError> {
+    let module = match py.import(spec.module.as_str()) {
+        Ok(m) => m,
+        Err(e) => {
+            e.print(py);
+            return Err(LoadError::Raised);
+        }
+    };
+    let mut obj: Bound<'py, PyAny> = module.into_any();
+    for part in spec.callable.split('.') {
+        obj = obj.getattr(part).map_err(|_| {
+            LoadError::Spec(format!(
+                "application '{}:{}' not found: module '{}' has no attribute '{}'",
+                spec.module, spec.callable, spec.module, spec.callable
+            ))
+        })?;
+    }
+    if spec.factory {
+        obj = match obj.call0() {
+            Ok(app) => app,
+            Err(e) => {
+                e.print(py);
+                return Err(LoadError::Raised);
+            }
+        };
+    }
+    if !obj.is_callable() {
+        return Err(LoadError::Spec(format!(
+            "application '{}:{}' is not callable (it is a {})",
+            spec.module,
+            spec.callable,
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(obj)
+}
+
+/// Python's default SIGINT handler raises KeyboardInterrupt at a random
+/// point of an app call; the server handles SIGINT itself (graceful stop).
+/// A handler the app installed is left alone and still runs.
+pub fn yield_sigint(py: Python<'_>) -> PyResult<()> {
+    let signal = py.import("signal")?;
+    let current = signal.call_method1("getsignal", (signal.getattr("SIGINT")?,))?;
+    if current.is(&signal.getattr("default_int_handler")?) {
+        signal.call_method1(
+            "signal",
+            (signal.getattr("SIGINT")?, signal.getattr("SIG_DFL")?),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs pending Python signal handlers. True when one raised SystemExit or
+/// KeyboardInterrupt: the app asks the server to stop.
+pub fn run_signal_handlers(py: Python<'_>) -> bool {
+    // SAFETY: called with the GIL held (we are attached through `py`).
+    let rc = unsafe { ffi::PyErr_CheckSignals() };
+    if rc == 0 {
+        return false;
+    }
+    let Some(err) = PyErr::take(py) else {
+        return false;
+    };
+    if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
+        log::info!("a Python signal handler raised {}; stopping", err);
+        return true;
+    }
+    log::error!(
+        "a Python signal handler raised:\n{}",
+        crate::wsgi::format_exception(py, &err)
+    );
+    false
+}
+
+/// Version and prefix, for the start-up log.
+pub fn describe(py: Python<'_>) -> String {
+    let sys = match py.import("sys") {
+        Ok(s) => s,
+        Err(_) => return String::from("Python (unknown)"),
+    };
+    let version = sys
+        .getattr("version")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let version = version.split_whitespace().next().unwrap_or("?").to_string();
+    let prefix = sys
+        .getattr("prefix")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    format!("Python {version}, sys.prefix {prefix}")
+}
+
+/// Finalises the interpreter so atexit handlers run.
+pub fn finalize() {
+    // SAFETY: the GIL is not held by this thread here (everything ran
+    // inside `Python::attach`, which released it); PyGILState_Ensure takes
+    // it and Py_FinalizeEx must be called with it held, once.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            ffi::PyGILState_Ensure();
+            ffi::Py_FinalizeEx();
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! The event loop: the only module that knows mio and slab.
+//!
+//! One thread polls the listening sockets, the connections (in a slab,
+//! keyed by token) and a signal pipe. Connections are edge-triggered and
+//! driven until they would block; deadlines (keep-alive idle, head timeout)
+//! are checked once per tick. SIGTERM/SIGINT start a graceful drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::app::{App, ConnSettings, Local, Peer};
+use crate::config::BindAddr;
+use crate::conn::{Conn, Ctx, Progress, Stream};
+use crate::http::date::DateCache;
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+/// Listener i has token `LISTENER_BASE - i`; connections use their slab key.
+const LISTENER_BASE: usize = usize::MAX - 2;
+/// Deadlines are checked at least this often.
+const TICK: Duration = Duration::from_millis(500);
+/// Pause accepting after EMFILE/ENFILE instead of spinning on a listener
+/// that stays readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Bind { addr: String, source: io::Error },
+    Setup(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
+            StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A connected client socket of either family.
+pub enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl io::Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.read(buf),
+            Socket::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl io::Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write(buf),
+            Socket::Unix(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write_vectored(bufs),
+            Socket::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for Socket {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Socket::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+}
+
+impl mio::event::Source for Socket {
+    fn register(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.register(r, t, i),
+            Socket::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.reregister(r, t, i),
+            Socket::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.deregister(r),
+            Socket::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+struct Listener {
+    socket: ListenSocket,
+    local: Rc<Local>,
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<(Socket, Peer)> {
+        match &self.socket {
+            ListenSocket::Tcp(l) => {
+                let (s, addr) = l.accept()?;
+                // Responses go out in one write each; Nagle would only add
+                // latency (the 40 ms delayed-ACK stall on small writes).
+                let _ = s.set_nodelay(true);
+                Ok((Socket::Tcp(s), Peer::Tcp(addr)))
+            }
+            ListenSocket::Unix(l, _) => {
+                let (s, _) = l.accept()?;
+                Ok((Socket::Unix(s), Peer::Unix))
+            }
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match &mut self.socket {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l, _) => l,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let ListenSocket::Unix(_, path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What the server runs with, beyond what each connection needs.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub conn: ConnSettings,
+    pub graceful_timeout: Duration,
+}
+
+/// Bound listening sockets, ready to serve.
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    settings: ServerSettings,
+}
+
+impl Server {
+    /// Binds every address. Nothing is accepted until [`Server::run`].
+    pub fn bind(
+        binds: &[BindAddr],
+        backlog: i32,
+        settings: ServerSettings,
+    ) -> Result<Server, StartError> {
+        let poll = Poll::new().map_err(StartError::Setup)?;
+        let mut listeners = Vec::with_capacity(binds.len());
+        for bind in binds {
+            let listener = match bind {
+                BindAddr::Tcp(addr) => bind_tcp(*addr, backlog),
+                BindAddr::Unix(path) => bind_unix(path, backlog),
+            }
+            .map_err(|source| StartError::Bind {
+                addr: describe_bind(bind),
+                source,
+            })?;
+            listeners.push(listener);
+        }
+        Ok(Server {
+            poll,
+            listeners,
+            settings,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved), for logs and tests.
+    pub fn local_addrs(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|l| match &*l.local {
+                Local::Tcp(a) => format!("http://{a}"),
+                Local::Unix(p) => format!("unix:{}", p.display()),
+            })
+            .collect()
+    }
+
+    /// Serves until SIGTERM/SIGINT (then drains) or until the app asks to
+    /// stop from a signal handler.
+    pub fn run<A: App>(mut self, app: &mut A) -> io::Result<()> {
+        let registry = self.poll.registry();
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            registry.register(l.source(), Token(LISTENER_BASE - i), Interest::READABLE)?;
+        }
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT])?;
+        registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+
+        let conn_settings = Rc::new(self.settings.conn.clone());
+        let mut conns: Slab<Conn<Socket, A::Response>> = Slab::with_capacity(1024);
+        let mut events = Events::with_capacity(1024);
+        let mut dates = DateCache::new();
+        let mut draining_since: Option<Instant> = None;
+        let mut accept_paused_until: Option<Instant> = None;
+        let mut next_tick = Instant::now() + TICK;
+
+        loop {
+            let now = Instant::now();
+            let timeout = next_tick.saturating_duration_since(now);
+            let poll = &mut self.poll;
+            let events_ref = &mut events;
+            let result = app.idle(move || poll.poll(events_ref, Some(timeout)));
+            if let Err(e) = result {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            let mut stop = app.after_wake();
+            let date = dates.now().to_vec();
+            let mut ctx = Ctx {
+                now,
+                date: &date,
+                draining: draining_since.is_some(),
+            };
+
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => {
+                        for signal in signals.pending() {
+                            match signal {
+                                SIGINT if draining_since.is_some() => {
+                                    log::info!("second SIGINT: exiting now");
+                                    return Ok(());
+                                }
+                                SIGQUIT => {
+                                    log::info!("SIGQUIT: exiting now");
+                                    return Ok(());
+                                }
+                                _ => stop = true,
+                            }
+                        }
+                    }
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        if accept_paused_until.is_none() && draining_since.is_none() {
+                            let i = LISTENER_BASE - t;
+                            accept_paused_until =
+                                self.accept_all(i, &mut conns, &conn_settings, app, &ctx);
+                        }
+                    }
+                    Token(key) => {
+                        if let Some(conn) = conns.get_mut(key) {
+                            if conn.drive(app, &ctx) == Progress::Closed {
+                                let mut conn = conns.remove(key);
+                                let _ = self.poll.registry().deregister(conn.stream_mut());
+                            }
+                        }
+                    }
+                }
+            }
+
+            if stop && draining_since.is_none() {
+                log::info!(
+                    "shutting down: finishing {} connection(s), at most {:?}",
+                    conns.len(),
+                    self.settings.graceful_timeout
+                );
+                draining_since = Some(now);
+                ctx.draining = true;
+                for l in &mut self.listeners {
+                    let _ = self.poll.registry().deregister(l.source());
+                }
+                self.listeners.clear();
+                let idle: Vec<usize> = conns
+                    .iter_mut()
+                    .filter_map(|(k, c)| (c.on_drain() == Progress::Closed).then_some(k))
+                    .collect();
+                for key in idle {
+                    let mut conn = conns.remove(key);
+                    let _ = self.poll.registry().deregister(conn.stream_mut());
+                }
+            }
+
+            if let Some(since) = draining_since {
+                if conns.is_empty() {
+                    log::info!("all connections finished; exiting");
+                    return Ok(());
+                }
+                if now.duration_since(since) >= self.settings.graceful_timeout {
+                    log::warn!(
+                        "graceful timeout: closing {} unfinished connection(s)",
+                        conns.len()
+                    );
+                    return Ok(());
+                }
+            }
+
+            if now >= next_tick {
+                next_tick = now + TICK;
+                if let Some(until) = accept_paused_until {
+                    if now >= until {
+                        accept_paused_until = None;
+                        // Edge-triggered: connections that queued during the
+                        // pause raise no new event, so accept them now.
+                        for i in 0..self.listeners.len() {
+                            if accept_paused_until.is_none() {
+                                accept_paused_until =
+                                    self.accept_all(i, &mut conns, &conn_settings, app, &ctx);
+                            }
+                        }
+                    }
+                }
+                let expired: Vec<usize> = conns
+                    .iter()
+                    .filter(|(_, c)| c.deadline().is_some_and(|d| d <= now))
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in expired {
+                    let Some(conn) = conns.get_mut(key) else {
+                        continue;
+                    };
+                    let mut progress = conn.on_timeout(&ctx);
+                    if progress == Progress::Open {
+                        // A 408 may have been queued: push it out.
+                        progress = conn.drive(app, &ctx);
+                    }
+                    if progress == Progress::Closed {
+                        let mut conn = conns.remove(key);
+                        let _ = self.poll.registry().deregister(conn.stream_mut());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accepts until the listener would block. Returns when to resume
+    /// accepting if the process ran out of file descriptors.
+    fn accept_all<A: App>(
+        &self,
+        i: usize,
+        conns: &mut Slab<Conn<Socket, A::Response>>,
+        settings: &Rc<ConnSettings>,
+        app: &mut A,
+        ctx: &Ctx<'_>,
+    ) -> Option<Instant> {
+        let Some(listener) = self.listeners.get(i) else {
+            return None;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut socket, peer)) => {
+                    let entry = conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut socket,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register connection: {e}");
+                        continue;
+                    }
+                    let conn = entry.insert(Conn::new(
+                        socket,
+                        peer,
+                        listener.local.clone(),
+                        settings.clone(),
+                        ctx.now,
+                    ));
+                    // The request may already be waiting; edge-triggered
+                    // readiness only reports what arrives from now on.
+                    if conn.drive(app, ctx) == Progress::Closed {
+                        let mut conn = conns.remove(key);
+                        let _ = self.poll.registry().deregister(conn.stream_mut());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    log::error!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    return Some(ctx.now + ACCEPT_BACKOFF);
+                }
+                Err(e) => {
+                    // ECONNABORTED and friends concern one client only.
+                    log::debug!("accept: {e}");
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+fn describe_bind(bind: &BindAddr) -> String {
+    match bind {
+        BindAddr::Tcp(a) => a.to_string(),
+        BindAddr::Unix(p) => format!("unix:{}", p.display()),
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Restarting must not fail on connections lingering in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    let std_listener: std::net::TcpListener = socket.into();
+    let local = std_listener.local_addr()?;
+    Ok(Listener {
+        socket: ListenSocket::Tcp(TcpListener::from_std(std_listener)),
+        local: Rc::new(Local::Tcp(local)),
+    })
+}
+
+fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
+    use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
+    remove_stale_socket(path)?;
+    let socket = RawSocket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    let std_listener: std::os::unix::net::UnixListener = socket.into();
+    Ok(Listener {
+        socket: ListenSocket::Unix(UnixListener::from_std(std_listener), path.to_path_buf()),
+        local: Rc::new(Local::Unix(path.to_path_buf())),
+    })
+}
+
+/// A socket file left by a crashed server blocks bind; remove it, but only
+/// when nobody is listening on it (never steal a live server's socket) and
+/// never anything that is not a socket.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "path exists and is not a socket",
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another server is listening on this socket",
+        )),
+        Err(_) => std::fs::remove_file(path),
+    }
+}

@@ -1,0 +1,202 @@
+//! Builds the WSGI environ for a request: a copy of a base dict made once
+//! at start (constant keys), then the per-request keys. `HTTP_*` key
+//! objects are cached by header name, so a typical request creates no key
+//! strings at all.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::app::{Local, Peer, Request};
+use crate::http::parse::Version;
+use crate::http::url;
+use crate::wsgi::input::WsgiInput;
+use crate::wsgi::latin1;
+
+/// Distinct header names cached; beyond this, keys are built per request
+/// (a client sending random names must not grow memory).
+const MAX_CACHED_KEYS: usize = 512;
+
+pub struct EnvironBuilder<'py> {
+    py: Python<'py>,
+    base: Bound<'py, PyDict>,
+    http_keys: HashMap<Vec<u8>, Bound<'py, PyString>>,
+    /// SERVER_NAME / SERVER_PORT of the last listener seen.
+    server: Option<(Rc<Local>, Bound<'py, PyString>, Bound<'py, PyString>)>,
+    /// REMOTE_ADDR of the last peer address seen (often the same proxy).
+    remote: Option<(IpAddr, Bound<'py, PyString>)>,
+    path: Vec<u8>,
+    lower: Vec<u8>,
+}
+
+impl<'py> EnvironBuilder<'py> {
+    pub fn new(py: Python<'py>) -> PyResult<Self> {
+        let base = PyDict::new(py);
+        base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        base.set_item("wsgi.url_scheme", "http")?;
+        base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
+        base.set_item("wsgi.multithread", false)?;
+        base.set_item("wsgi.multiprocess", false)?;
+        base.set_item("wsgi.run_once", false)?;
+        // The body is always complete and delimited: reading to EOF is safe.
+        base.set_item("wsgi.input_terminated", true)?;
+        base.set_item("SCRIPT_NAME", "")?;
+        base.set_item(
+            "SERVER_SOFTWARE",
+            concat!("rwsgi-lite/", env!("CARGO_PKG_VERSION")),
+        )?;
+        Ok(EnvironBuilder {
+            py,
+            base,
+            http_keys: HashMap::new(),
+            server: None,
+            remote: None,
+            path: Vec::with_capacity(256),
+            lower: Vec::with_capacity(64),
+        })
+    }
+
+    pub fn build(&mut self, req: &mut Request<'_>) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let env = self.base.copy()?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method))?;
+        let (path, query) = url::split_target(req.target);
+        self.path.clear();
+        url::percent_decode_into(path, &mut self.path);
+        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &self.path))?;
+        env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
+        env.set_item(intern!(py, "RAW_URI"), latin1(py, req.target))?;
+        env.set_item(
+            intern!(py, "SERVER_PROTOCOL"),
+            match req.version {
+                Version::Http10 => intern!(py, "HTTP/1.0"),
+                Version::Http11 => intern!(py, "HTTP/1.1"),
+            },
+        )?;
+        self.set_server(&env, req.local)?;
+        self.set_remote(&env, req.peer)?;
+
+        for h in req.headers {
+            let name = h.name.get(req.head);
+            let value = h.value.get(req.head);
+            // `X_Forwarded_For` would become the same key as
+            // `X-Forwarded-For` and could pose as a proxy's header.
+            if name.contains(&b'_') {
+                log::debug!(
+                    "dropped header {:?}: underscores are ambiguous in CGI names",
+                    String::from_utf8_lossy(name)
+                );
+                continue;
+            }
+            self.lower.clear();
+            self.lower.extend(name.iter().map(u8::to_ascii_lowercase));
+            let key = match self.lower.as_slice() {
+                b"content-type" => intern!(py, "CONTENT_TYPE").clone(),
+                b"content-length" => intern!(py, "CONTENT_LENGTH").clone(),
+                lower => match self.http_keys.get(lower) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = http_key(py, lower);
+                        if self.http_keys.len() < MAX_CACHED_KEYS {
+                            self.http_keys.insert(lower.to_vec(), k.clone());
+                        }
+                        k
+                    }
+                },
+            };
+            let value = latin1(py, value);
+            match env.get_item(&key)? {
+                // Repeated fields are one list (RFC 9110 5.3).
+                Some(old) if !key.is(intern!(py, "CONTENT_TYPE")) => {
+                    let joined =
+                        format!("{},{}", old.cast::<PyString>()?.to_cow()?, value.to_cow()?);
+                    env.set_item(key, joined)?;
+                }
+                _ => env.set_item(key, value)?,
+            }
+        }
+        // A chunked body has no Content-Length on the wire; we decoded it
+        // whole, so tell the app its size (frameworks read only that much).
+        if !req.body.is_empty() || env.contains(intern!(py, "CONTENT_LENGTH"))? {
+            let mut buf = itoa::Buffer::new();
+            env.set_item(intern!(py, "CONTENT_LENGTH"), buf.format(req.body.len()))?;
+        }
+        let input = Bound::new(py, WsgiInput::new(std::mem::take(&mut req.body)))?;
+        env.set_item(intern!(py, "wsgi.input"), input)?;
+        Ok(env)
+    }
+
+    fn set_server(&mut self, env: &Bound<'py, PyDict>, local: &Local) -> PyResult<()> {
+        let py = self.py;
+        let cached = matches!(&self.server, Some((l, _, _)) if **l == *local);
+        if !cached {
+            let (name, port) = match local {
+                Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
+                // PEP 3333 wants both non-empty even without a network.
+                Local::Unix(_) => ("localhost".to_string(), "80".to_string()),
+            };
+            self.server = Some((
+                Rc::new(local.clone()),
+                PyString::new(py, &name),
+                PyString::new(py, &port),
+            ));
+        }
+        if let Some((_, name, port)) = &self.server {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
+        Ok(())
+    }
+
+    fn set_remote(&mut self, env: &Bound<'py, PyDict>, peer: &Peer) -> PyResult<()> {
+        let py = self.py;
+        match peer {
+            Peer::Tcp(addr) => {
+                let ip = addr.ip();
+                let cached = matches!(&self.remote, Some((last, _)) if *last == ip);
+                if !cached {
+                    self.remote = Some((ip, PyString::new(py, &ip.to_string())));
+                }
+                if let Some((_, s)) = &self.remote {
+                    env.set_item(intern!(py, "REMOTE_ADDR"), s)?;
+                }
+                let mut buf = itoa::Buffer::new();
+                env.set_item(intern!(py, "REMOTE_PORT"), buf.format(addr.port()))?;
+            }
+            Peer::Unix => {
+                env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `HTTP_` + the name upper-cased with `-` as `_`.
+fn http_key<'py>(py: Python<'py>, lower_name: &[u8]) -> Bound<'py, PyString> {
+    let mut key = String::with_capacity(5 + lower_name.len());
+    key.push_str("HTTP_");
+    for &b in lower_name {
+        key.push(if b == b'-' {
+            '_'
+        } else {
+            b.to_ascii_uppercase() as char
+        });
+    }
+    PyString::new(py, &key)
+}
+
+/// `METHOD PATH` of an environ, for log lines about the request.
+pub fn describe(env: &Bound<'_, PyDict>) -> String {
+    let get = |k: &str| {
+        env.get_item(k)
+            .ok()
+            .flatten()
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    format!("{} {}", get("REQUEST_METHOD"), get("PATH_INFO"))
+}

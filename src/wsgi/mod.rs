@@ -1,0 +1,122 @@
+//! The WSGI (PEP 3333) adapter: implements [`crate::app::App`] for a Python
+//! callable. No sockets here: a request comes in as spans plus a body, the
+//! response goes out as events.
+
+pub mod environ;
+pub mod input;
+pub mod response;
+pub mod start_response;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::app::{App, AppFailure, Request};
+use environ::EnvironBuilder;
+use response::WsgiResponse;
+use start_response::StartResponse;
+
+/// A Python WSGI application, called inline on the server thread.
+pub struct WsgiApp<'py> {
+    py: Python<'py>,
+    app: Bound<'py, PyAny>,
+    environ: EnvironBuilder<'py>,
+}
+
+impl<'py> WsgiApp<'py> {
+    pub fn new(py: Python<'py>, app: Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(WsgiApp {
+            py,
+            app,
+            environ: EnvironBuilder::new(py)?,
+        })
+    }
+}
+
+impl<'py> App for WsgiApp<'py> {
+    type Response = WsgiResponse<'py>;
+
+    fn call(&mut self, mut request: Request<'_>) -> Result<WsgiResponse<'py>, AppFailure> {
+        let py = self.py;
+        let environ = self.environ.build(&mut request).map_err(|e| {
+            log::error!(
+                "cannot build the WSGI environ:\n{}",
+                format_exception(py, &e)
+            );
+            AppFailure
+        })?;
+        let start = Bound::new(py, StartResponse::default()).map_err(|e| {
+            log::error!("{}", format_exception(py, &e));
+            AppFailure
+        })?;
+        let result = self.app.call1((&environ, start.clone())).map_err(|e| {
+            log::error!(
+                "Error handling request {}:\n{}",
+                environ::describe(&environ),
+                format_exception(py, &e)
+            );
+            AppFailure
+        })?;
+        WsgiResponse::new(result, start, environ)
+    }
+
+    fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {
+        self.py.detach(wait)
+    }
+
+    fn after_wake(&mut self) -> bool {
+        crate::python::run_signal_handlers(self.py)
+    }
+}
+
+/// The full Python traceback of `err`, as `traceback.format_exception`
+/// prints it.
+pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
+        let joined = PyString::new(py, "").call_method1("join", (lines,))?;
+        Ok(joined.to_string().trim_end().to_string())
+    })();
+    formatted.unwrap_or_else(|_| err.to_string())
+}
+
+/// Decodes bytes as latin-1 (every byte maps to one code point), as PEP
+/// 3333 requires for environ values.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if bytes.is_ascii() {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return PyString::new(py, s);
+        }
+    }
+    let s: String = bytes.iter().map(|&b| b as char).collect();
+    PyString::new(py, &s)
+}
+
+/// Encodes a str as latin-1 bytes; code points above U+00FF are an error,
+/// as PEP 3333 requires for status and header strings.
+pub fn latin1_bytes(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
+    let text = s.to_cow()?;
+    for ch in text.chars() {
+        let c = ch as u32;
+        if c > 0xFF {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{:?} is not latin-1 encodable",
+                &*text
+            )));
+        }
+        out.push(c as u8);
+    }
+    Ok(())
+}
+
+/// An app's body chunk, held as the Python object itself (no copy).
+pub struct PyChunk<'py>(pub Bound<'py, PyBytes>);
+
+impl AsRef<[u8]> for PyChunk<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}

@@ -1,0 +1,206 @@
+//! Drives what the app returned: emits the head once start_response has
+//! been called and the first body bytes (or the end) are known, then the
+//! body one item at a time, only when the connection asks (backpressure).
+//! `close()` on the iterable is always called, exactly once.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
+
+use crate::app::{AppFailure, Event, Response};
+use crate::wsgi::start_response::StartResponse;
+use crate::wsgi::{environ, format_exception, PyChunk};
+
+pub struct WsgiResponse<'py> {
+    result: Bound<'py, PyAny>,
+    start: Bound<'py, StartResponse>,
+    /// Kept for error messages only.
+    environ: Bound<'py, PyDict>,
+    /// The whole body when the app returned a one-item list (the common
+    /// case): no iterator is needed.
+    single: Option<Bound<'py, PyAny>>,
+    iter: Option<Bound<'py, PyIterator>>,
+    /// A body item pulled before the head went out.
+    pending: Option<Bound<'py, PyBytes>>,
+    head_sent: bool,
+    exhausted: bool,
+    closed: bool,
+}
+
+impl<'py> WsgiResponse<'py> {
+    pub fn new(
+        result: Bound<'py, PyAny>,
+        start: Bound<'py, StartResponse>,
+        environ: Bound<'py, PyDict>,
+    ) -> Result<Self, AppFailure> {
+        let mut response = WsgiResponse {
+            result,
+            start,
+            environ,
+            single: None,
+            iter: None,
+            pending: None,
+            head_sent: false,
+            exhausted: false,
+            closed: false,
+        };
+        let list_of_one = response
+            .result
+            .cast::<PyList>()
+            .ok()
+            .filter(|l| l.len() == 1)
+            .and_then(|l| l.get_item(0).ok());
+        if let Some(item) = list_of_one {
+            response.single = Some(item);
+            return Ok(response);
+        }
+        match response.result.try_iter() {
+            Ok(iter) => response.iter = Some(iter),
+            Err(e) => {
+                response.log_error("the application returned a non-iterable", &e);
+                response.close();
+                return Err(AppFailure);
+            }
+        }
+        Ok(response)
+    }
+
+    fn log_error(&self, what: &str, err: &PyErr) {
+        let py = self.result.py();
+        log::error!(
+            "{what} ({}):\n{}",
+            environ::describe(&self.environ),
+            format_exception(py, err)
+        );
+    }
+
+    fn log_protocol(&self, what: &str) {
+        log::error!("{what} ({})", environ::describe(&self.environ));
+    }
+
+    /// Hands the head to the connection, once.
+    fn take_head(&mut self) -> Option<Event<PyChunk<'py>>> {
+        let mut start = self.start.borrow_mut();
+        let head = start.head.take()?;
+        start.head_sent = true;
+        self.head_sent = true;
+        Some(Event::Head(head))
+    }
+
+    fn next_item(&mut self) -> Option<PyResult<Bound<'py, PyAny>>> {
+        if let Some(item) = self.single.take() {
+            self.exhausted = true;
+            return Some(Ok(item));
+        }
+        if self.exhausted {
+            return None;
+        }
+        let next = self.iter.as_mut()?.next();
+        if next.is_none() {
+            self.exhausted = true;
+        }
+        next
+    }
+}
+
+impl<'py> Response for WsgiResponse<'py> {
+    type Chunk = PyChunk<'py>;
+
+    fn next(&mut self) -> Result<Event<PyChunk<'py>>, AppFailure> {
+        loop {
+            // Data from write() goes first: it was produced before the
+            // iterable's items.
+            let written = self.start.borrow_mut().writes.pop_front();
+            if let Some(data) = written {
+                let data = data.into_bound(self.result.py());
+                if !self.head_sent {
+                    self.start.borrow_mut().writes.push_front(data.unbind());
+                    return self.take_head().ok_or(AppFailure);
+                }
+                return Ok(Event::Data(PyChunk(data)));
+            }
+            if let Some(item) = self.pending.take() {
+                if !self.head_sent {
+                    self.pending = Some(item);
+                    return match self.take_head() {
+                        Some(head) => Ok(head),
+                        None => {
+                            self.log_protocol(
+                                "the application returned body data before calling start_response",
+                            );
+                            Err(AppFailure)
+                        }
+                    };
+                }
+                return Ok(Event::Data(PyChunk(item)));
+            }
+            match self.next_item() {
+                None => {
+                    if !self.head_sent {
+                        return match self.take_head() {
+                            Some(head) => Ok(head),
+                            None => {
+                                self.log_protocol(
+                                    "the application returned without calling start_response",
+                                );
+                                Err(AppFailure)
+                            }
+                        };
+                    }
+                    return Ok(Event::End);
+                }
+                Some(Err(e)) => {
+                    self.log_error("Error handling request", &e);
+                    return Err(AppFailure);
+                }
+                Some(Ok(item)) => {
+                    let bytes = match item.cast_into::<PyBytes>() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let e: PyErr = e.into();
+                            self.log_error("the application yielded a non-bytes item", &e);
+                            return Err(AppFailure);
+                        }
+                    };
+                    // Empty items carry nothing; they must not end a chunked
+                    // body early, and they do not count as "body started".
+                    if !bytes.as_bytes().is_empty() {
+                        self.pending = Some(bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.iter = None;
+        self.single = None;
+        self.pending = None;
+        // Plain lists and tuples have no close(); skip the failing lookup.
+        if self.result.is_exact_instance_of::<PyList>()
+            || self.result.is_exact_instance_of::<PyTuple>()
+        {
+            return;
+        }
+        let py = self.result.py();
+        match self.result.getattr_opt(intern!(py, "close")) {
+            Ok(Some(close)) => {
+                if let Err(e) = close.call0() {
+                    self.log_error("the response iterable's close() raised", &e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.log_error("cannot look up close() on the response iterable", &e),
+        }
+    }
+}
+
+impl Drop for WsgiResponse<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
