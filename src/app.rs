@@ -20,6 +20,15 @@ pub enum Peer {
     Unix,
 }
 
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Unix => f.write_str("unix client"),
+        }
+    }
+}
+
 /// The listening socket a connection arrived on; it fills SERVER_NAME and
 /// SERVER_PORT.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -183,7 +183,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         Ok(true) => continue,
                         Ok(false) => return Progress::Open,
                         Err(e) => {
-                            log::debug!("write to {:?} failed: {e}", self.peer);
+                            log::debug!("write to {} failed: {e}", self.peer);
                             self.abort();
                             return Progress::Closed;
                         }
@@ -215,7 +215,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         }
         match self.state {
             State::Head { since: Some(_) } => {
-                log::debug!("request head from {:?} timed out", self.peer);
+                log::debug!("request head from {} timed out", self.peer);
                 self.fail(HttpError::RequestTimeout, ctx);
                 Progress::Open
             }
@@ -259,7 +259,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         match self.inbuf.read_from(&mut self.stream, READ_SPARE) {
             Ok(0) => {
                 if !self.inbuf.is_empty() {
-                    log::debug!("{:?} closed mid-head", self.peer);
+                    log::debug!("{} closed mid-head", self.peer);
                 }
                 if self.out.is_empty() {
                     Step::Close
@@ -286,7 +286,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
             Err(e) => {
-                log::debug!("read from {:?} failed: {e}", self.peer);
+                log::debug!("read from {} failed: {e}", self.peer);
                 Step::Close
             }
         }
@@ -407,14 +407,14 @@ impl<S: Stream, R: Response> Conn<S, R> {
         };
         match result {
             Ok(0) => {
-                log::debug!("{:?} closed mid-body", self.peer);
+                log::debug!("{} closed mid-body", self.peer);
                 Step::Close
             }
             Ok(_) => Step::Continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Blocked,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
             Err(e) => {
-                log::debug!("read from {:?} failed: {e}", self.peer);
+                log::debug!("read from {} failed: {e}", self.peer);
                 Step::Close
             }
         }
@@ -630,7 +630,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
 
     /// Answers a protocol error and closes after it is sent.
     fn fail(&mut self, err: HttpError, ctx: &Ctx<'_>) {
-        log::info!("{:?}: {err}", self.peer);
+        log::info!("{}: {err}", self.peer);
         if let State::Respond(active) = &mut self.state {
             active.response.close();
         }

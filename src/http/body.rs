@@ -172,3 +172,192 @@ fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(trim_ows)
         .filter(|e| !e.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse::{HeadParser, Limits, Status};
+
+    /// Parses `fields` (CRLF-terminated lines) under a request line of the
+    /// given version and analyzes them.
+    fn analyze_fields(version: &str, fields: &str) -> Result<RequestInfo, HttpError> {
+        let head = format!("POST / {version}\r\n{fields}\r\n");
+        let mut p = HeadParser::new(Limits::default());
+        assert!(matches!(
+            p.parse(head.as_bytes()),
+            Ok(Status::Complete { .. })
+        ));
+        analyze(head.as_bytes(), p.version(), p.headers())
+    }
+
+    fn v11(fields: &str) -> Result<RequestInfo, HttpError> {
+        analyze_fields("HTTP/1.1", &format!("Host: h\r\n{fields}"))
+    }
+
+    fn v10(fields: &str) -> Result<RequestInfo, HttpError> {
+        analyze_fields("HTTP/1.0", fields)
+    }
+
+    fn framing(r: Result<RequestInfo, HttpError>) -> BodyFraming {
+        r.expect("should be accepted").framing
+    }
+
+    fn is_400(r: Result<RequestInfo, HttpError>) {
+        assert!(matches!(r, Err(HttpError::BadRequest(_))), "{r:?}");
+    }
+
+    #[test]
+    fn no_body() {
+        assert_eq!(framing(v11("")), BodyFraming::Empty);
+        assert_eq!(framing(v10("")), BodyFraming::Empty);
+    }
+
+    #[test]
+    fn content_length() {
+        assert_eq!(
+            framing(v11("Content-Length: 0\r\n")),
+            BodyFraming::Length(0)
+        );
+        assert_eq!(
+            framing(v11("content-LENGTH: 42\r\n")),
+            BodyFraming::Length(42)
+        );
+        assert_eq!(
+            framing(v10("Content-Length:  7 \r\n")),
+            BodyFraming::Length(7)
+        );
+        assert_eq!(
+            framing(v11("Content-Length: 007\r\n")),
+            BodyFraming::Length(7)
+        );
+        assert_eq!(
+            framing(v11("Content-Length: 18446744073709551615\r\n")),
+            BodyFraming::Length(u64::MAX)
+        );
+        for bad in [
+            "+5",
+            "-1",
+            "-0",
+            "0x5",
+            "5 5",
+            "",
+            "5,5",
+            "5, 5",
+            "0_1",
+            "1e3",
+            "bla-bla",
+            "18446744073709551616",
+            "000000000000000000005",
+            "99999999999999999999",
+            "\u{664}",
+        ] {
+            is_400(v11(&format!("Content-Length: {bad}\r\n")));
+        }
+        is_400(v11("Content-Length: 5\r\nContent-Length: 5\r\n"));
+        is_400(v11("Content-Length: 3\r\ncontent-length: 2\r\n"));
+    }
+
+    #[test]
+    fn transfer_encoding() {
+        use BodyFraming::Chunked;
+        assert_eq!(framing(v11("Transfer-Encoding: chunked\r\n")), Chunked);
+        assert_eq!(framing(v11("transfer-encoding: CHUNKED\r\n")), Chunked);
+        assert_eq!(framing(v11("Transfer-Encoding: \tchunked \r\n")), Chunked);
+        assert_eq!(framing(v11("Transfer-Encoding: ,chunked,\r\n")), Chunked);
+        for bad in [
+            "Transfer-Encoding: chunked, gzip\r\n",
+            "Transfer-Encoding: chunked, chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+            "Transfer-Encoding: identity, chunked, identity, chunked\r\n",
+            "Transfer-Encoding: gzip\r\n",
+            "Transfer-Encoding: identity\r\n",
+            "Transfer-Encoding: \r\n",
+            "Transfer-Encoding: chun ked\r\n",
+            "Transfer-Encoding: \"chunked\"\r\n",
+            "Transfer-Encoding: chunked;x=1\r\n",
+        ] {
+            is_400(v11(bad));
+        }
+        for unsupported in [
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: identity, chunked\r\n",
+            "Transfer-Encoding: x-custom,chunked\r\n",
+        ] {
+            assert_eq!(
+                v11(unsupported),
+                Err(HttpError::NotImplemented),
+                "{unsupported}"
+            );
+        }
+        // With Content-Length, or from a 1.0 client: 400 whatever the codings.
+        is_400(v11("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n"));
+        is_400(v11("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"));
+        is_400(v11(
+            "Content-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n",
+        ));
+        is_400(v11("Transfer-Encoding: identity\r\nContent-Length: 5\r\n"));
+        is_400(v10("Transfer-Encoding: chunked\r\n"));
+        is_400(v10("Transfer-Encoding: gzip, chunked\r\n"));
+    }
+
+    #[test]
+    fn host() {
+        is_400(analyze_fields("HTTP/1.1", ""));
+        is_400(analyze_fields("HTTP/1.1", "Host: a\r\nHost: a\r\n"));
+        is_400(analyze_fields("HTTP/1.1", "Host: a\r\nhost: b\r\n"));
+        assert!(analyze_fields("HTTP/1.1", "HOST: a\r\n").is_ok());
+        assert!(analyze_fields("HTTP/1.1", "Host:\r\n").is_ok());
+        assert!(v10("").is_ok());
+        assert!(v10("Host: a\r\n").is_ok());
+    }
+
+    fn keep_alive(r: Result<RequestInfo, HttpError>) -> bool {
+        r.expect("should be accepted").keep_alive
+    }
+
+    #[test]
+    fn persistence() {
+        assert!(keep_alive(v11("")));
+        assert!(!keep_alive(v11("Connection: close\r\n")));
+        assert!(!keep_alive(v11("Connection: Close\r\n")));
+        assert!(!keep_alive(v11("Connection: upgrade, CLOSE\r\n")));
+        assert!(!keep_alive(v11("Connection: a\r\nConnection: close\r\n")));
+        assert!(keep_alive(v11("Connection: keep-alive\r\n")));
+        assert!(keep_alive(v11("Connection: closed\r\n")));
+        assert!(!keep_alive(v10("")));
+        assert!(keep_alive(v10("Connection: keep-alive\r\n")));
+        assert!(keep_alive(v10("Connection: Keep-Alive\r\n")));
+        assert!(keep_alive(v10("Connection: foo, keep-alive\r\n")));
+        assert!(!keep_alive(v10("Connection: keep-alive, close\r\n")));
+        assert!(!keep_alive(v10("Connection: keep-alive-ish\r\n")));
+    }
+
+    fn expect(r: Result<RequestInfo, HttpError>) -> bool {
+        r.expect("should be accepted").expect_continue
+    }
+
+    #[test]
+    fn expect_continue() {
+        assert!(!expect(v11("")));
+        assert!(expect(v11("Expect: 100-continue\r\n")));
+        assert!(expect(v11("expect: 100-Continue\r\n")));
+        assert!(!expect(v11("Expect: 100-continuex\r\n")));
+        assert!(!expect(v11("Expect: something\r\n")));
+        assert!(!expect(v10("Expect: 100-continue\r\n")));
+    }
+
+    #[test]
+    fn bogus_spans_do_not_panic() {
+        let h = [HeaderSpan {
+            name: Span { start: 5, end: 1 },
+            value: Span {
+                start: 0,
+                end: u32::MAX,
+            },
+        }];
+        assert!(analyze(b"abc", Version::Http10, &h).is_ok());
+    }
+}

@@ -131,12 +131,10 @@ impl ChunkedDecoder {
     /// One byte of anything but chunk data.
     fn step(&mut self, b: u8) -> Result<(), HttpError> {
         match self.state {
-            State::Size | State::SizeBws | State::Ext => {
-                if b != b'\r' {
-                    self.line_len += 1;
-                    if self.line_len > MAX_SIZE_LINE {
-                        return Err(bad("chunk-size line too long"));
-                    }
+            State::Size | State::SizeBws | State::Ext if b != b'\r' => {
+                self.line_len += 1;
+                if self.line_len > MAX_SIZE_LINE {
+                    return Err(bad("chunk-size line too long"));
                 }
             }
             State::TrailerStart
@@ -308,4 +306,309 @@ pub fn write_chunk_size(len: usize, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(tmp.get(start..).unwrap_or(&[]));
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Out {
+        Err(HttpError),
+        /// Body so far, bytes consumed, done.
+        Ok(Vec<u8>, usize, bool),
+    }
+
+    /// Feeds `input` in pieces ending at `cuts` (then the rest).
+    fn run(input: &[u8], cuts: &[usize]) -> Out {
+        let mut d = ChunkedDecoder::new();
+        let mut body = Vec::new();
+        let mut consumed = 0;
+        let mut prev = 0;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            let c = c.clamp(prev, input.len());
+            match d.decode(&input[prev..c], &mut body) {
+                Err(e) => return Out::Err(e),
+                Ok(r) => {
+                    consumed += r.consumed;
+                    if r.done {
+                        return Out::Ok(body, consumed, true);
+                    }
+                    // Until done, every byte offered is taken.
+                    assert_eq!(r.consumed, c - prev, "not done but left bytes");
+                }
+            }
+            prev = c;
+        }
+        Out::Ok(body, consumed, false)
+    }
+
+    /// Whole, byte by byte, and split in two at every point: all the same.
+    fn check(input: &[u8]) -> Out {
+        let whole = run(input, &[]);
+        let bytewise: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(run(input, &bytewise), whole, "byte by byte: {input:?}");
+        for cut in 0..=input.len() {
+            assert_eq!(run(input, &[cut]), whole, "split at {cut}: {input:?}");
+        }
+        whole
+    }
+
+    fn body(input: &[u8]) -> Vec<u8> {
+        match check(input) {
+            Out::Ok(b, consumed, true) => {
+                assert_eq!(consumed, input.len(), "{input:?}");
+                b
+            }
+            o => panic!("expected a complete body for {input:?}, got {o:?}"),
+        }
+    }
+
+    fn is_400(input: &[u8]) {
+        assert!(
+            matches!(check(input), Out::Err(HttpError::BadRequest(_))),
+            "{input:?} should be 400"
+        );
+    }
+
+    #[test]
+    fn simple() {
+        assert_eq!(
+            body(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            b"hello world"
+        );
+        assert_eq!(body(b"0\r\n\r\n"), b"");
+        assert_eq!(body(b"000\r\n\r\n"), b"");
+        assert_eq!(body(b"A\r\n0123456789\r\n0\r\n\r\n"), b"0123456789");
+        assert_eq!(body(b"a\r\n0123456789\r\n0\r\n\r\n"), b"0123456789");
+        assert_eq!(body(b"0005\r\nhello\r\n0\r\n\r\n"), b"hello");
+        assert_eq!(body(b"1\r\n\r\r\n1\r\n\n\r\n0\r\n\r\n"), b"\r\n");
+    }
+
+    #[test]
+    fn next_request_is_left() {
+        let input = b"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(check(input), Out::Ok(b"abc".to_vec(), 13, true));
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let r = d.decode(input, &mut out).unwrap();
+        assert!(r.done && d.is_done());
+        // Once done, nothing more is taken.
+        assert_eq!(
+            d.decode(b"more", &mut out),
+            Ok(Decoded {
+                consumed: 0,
+                done: true
+            })
+        );
+    }
+
+    #[test]
+    fn partial() {
+        assert_eq!(check(b"5\r\nhel"), Out::Ok(b"hel".to_vec(), 6, false));
+        assert_eq!(check(b"0\r\n"), Out::Ok(Vec::new(), 3, false));
+        assert_eq!(check(b"0\r\nX: y\r\n"), Out::Ok(Vec::new(), 9, false));
+        assert_eq!(check(b"0\r\nX"), Out::Ok(Vec::new(), 4, false));
+        assert_eq!(check(b""), Out::Ok(Vec::new(), 0, false));
+    }
+
+    #[test]
+    fn sizes() {
+        for bad in [
+            &b"-5\r\nhello\r\n0\r\n\r\n"[..],
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"6_0\r\n",
+            b"\r\nhello\r\n0\r\n\r\n",
+            b";foo=bar\r\nhello\r\n0\r\n\r\n",
+            b" ;foo=bar\r\nhello\r\n0\r\n\r\n",
+            b"g\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\n;\r\nhello\r\n0\r\n\r\n",
+            b"5\rhello",
+            b"0 \r\n\r\n",
+            b"0\t\r\n\r\n",
+        ] {
+            is_400(bad);
+        }
+        // 16 significant digits fit; 17 do not, leading zeros aside.
+        assert_eq!(
+            check(b"ffffffffffffffff\r\nab"),
+            Out::Ok(b"ab".to_vec(), 20, false)
+        );
+        assert_eq!(
+            check(b"0000000000000000001\r\na"),
+            Out::Ok(b"a".to_vec(), 22, false)
+        );
+        is_400(b"10000000000000000\r\n");
+        is_400(b"fffffffffffffffff");
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(
+            body(b"5; some; parameters=stuff\r\nhello\r\n6; blahblah; blah\r\n world\r\n0\r\n\r\n"),
+            b"hello world"
+        );
+        assert_eq!(body(b"5;foo=\"bar baz\"\r\nhello\r\n0\r\n\r\n"), b"hello");
+        assert_eq!(body(b"5 ;a=b\r\nhello\r\n0 \t;x\r\n\r\n"), b"hello");
+        assert_eq!(body(b"5;a=\t\xff\r\nhello\r\n0\r\n\r\n"), b"hello");
+        is_400(b"5;ext=val\rue\r\nhello\r\n0\r\n\r\n");
+        is_400(b"5;ext\n");
+        is_400(b"5;e\x00\r\n");
+        is_400(b"5;e\x7f\r\n");
+        // The size line is bounded.
+        let mut line = b"5;".to_vec();
+        line.resize(MAX_SIZE_LINE, b'x');
+        let ok = [&line[..], b"\r\nhello\r\n0\r\n\r\n"].concat();
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        assert!(d.decode(&ok, &mut out).unwrap().done);
+        line.push(b'x');
+        let mut d = ChunkedDecoder::new();
+        assert!(matches!(
+            d.decode(&line, &mut out),
+            Err(HttpError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn data_terminator() {
+        is_400(b"5\r\nhelloX\r\n0\r\n\r\n");
+        is_400(b"5\r\nhello\n0\r\n\r\n");
+        is_400(b"5\r\nhello\rX");
+        is_400(b"5\r\nhello world\r\n0\r\n\r\n");
+        is_400(b"0\r\n\n");
+        is_400(b"0\r\n\rX");
+    }
+
+    #[test]
+    fn trailers() {
+        assert_eq!(
+            body(b"5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n"),
+            b"hello"
+        );
+        assert_eq!(body(b"0\r\nX:\r\nY: \t a \xff\r\n\r\n"), b"");
+        for bad in [
+            &b"0\r\nX y: z\r\n\r\n"[..],
+            b"0\r\nX : z\r\n\r\n",
+            b"0\r\n: z\r\n\r\n",
+            b"0\r\nNoColon\r\n\r\n",
+            b"0\r\nX: a\r\n b\r\n\r\n",
+            b"0\r\n X: a\r\n\r\n",
+            b"0\r\nX: a\nY: b\r\n\r\n",
+            b"0\r\nX: a\rY",
+            b"0\r\nX: a\x00\r\n\r\n",
+            b"0\r\nX: a\x7f\r\n\r\n",
+            b"0\r\nX\xc3: a\r\n\r\n",
+        ] {
+            is_400(bad);
+        }
+    }
+
+    #[test]
+    fn forbidden_trailers() {
+        for name in [
+            "Content-Length",
+            "host",
+            "TRANSFER-ENCODING",
+            "Trailer",
+            "Authorization",
+            "TE",
+        ] {
+            is_400(format!("0\r\n{name}: x\r\n\r\n").as_bytes());
+        }
+        for allowed in [
+            "Hostx",
+            "Hos",
+            "T",
+            "Tee",
+            "Content-Lengths",
+            "X-Host",
+            "Content-Type",
+        ] {
+            assert_eq!(body(format!("0\r\n{allowed}: x\r\n\r\n").as_bytes()), b"");
+        }
+    }
+
+    #[test]
+    fn trailer_section_is_bounded() {
+        let mut t = b"0\r\nX: 1\r\nY: ".to_vec();
+        t.resize(3 + MAX_TRAILER - 4, b'a');
+        t.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(t.len(), 3 + MAX_TRAILER);
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        assert!(d.decode(&t, &mut out).unwrap().done);
+        t.insert(5, b'a');
+        let mut d = ChunkedDecoder::new();
+        assert!(matches!(
+            d.decode(&t, &mut out),
+            Err(HttpError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn large_chunk_is_copied_in_bulk() {
+        let data = vec![7u8; 1 << 20];
+        let mut input = b"100000\r\n".to_vec();
+        input.extend_from_slice(&data);
+        input.extend_from_slice(b"\r\n0\r\n\r\n");
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        for piece in input.chunks(4096) {
+            consumed += d.decode(piece, &mut out).unwrap().consumed;
+        }
+        assert!(d.is_done());
+        assert_eq!(consumed, input.len());
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn mutations_never_panic_and_ignore_splits() {
+        let seeds: [&[u8]; 3] = [
+            b"5;a=b\r\nhello\r\n1\r\nx\r\n0\r\nT: v\r\n\r\n",
+            b"A \t;x\r\n0123456789\r\n0\r\n\r\nnext",
+            b"0\r\nhost: x\r\n\r\n",
+        ];
+        let alphabet = b"\r\n \t:;0aF\x00\x7f\xff-";
+        let mut s: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..3000 {
+            let mut input = seeds[(next() % 3) as usize].to_vec();
+            for _ in 0..(next() % 4) {
+                let i = (next() % input.len() as u64) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => input[i] = c,
+                    1 => input.insert(i, c),
+                    _ => {
+                        input.remove(i);
+                    }
+                }
+            }
+            let whole = run(&input, &[]);
+            let bytewise: Vec<usize> = (1..input.len()).collect();
+            assert_eq!(run(&input, &bytewise), whole, "{input:?}");
+            let cut = (next() % (input.len() as u64 + 1)) as usize;
+            assert_eq!(run(&input, &[cut]), whole, "{input:?} at {cut}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_encoder() {
+        for n in [0usize, 1, 9, 10, 15, 16, 255, 4096, 0xdead_beef, usize::MAX] {
+            let mut out = b"x".to_vec();
+            write_chunk_size(n, &mut out);
+            assert_eq!(out, format!("x{n:x}\r\n").into_bytes());
+        }
+    }
 }

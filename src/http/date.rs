@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(fmt(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(fmt(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(fmt(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
-        assert_eq!(fmt(4_107_542_399), "Mon, 28 Feb 2100 23:59:59 GMT");
+        assert_eq!(fmt(4_107_542_399), "Sun, 28 Feb 2100 23:59:59 GMT");
         assert_eq!(fmt(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
         assert_eq!(fmt(1_234_567_890), "Fri, 13 Feb 2009 23:31:30 GMT");
         assert_eq!(fmt(2_147_483_647), "Tue, 19 Jan 2038 03:14:07 GMT");

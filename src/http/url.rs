@@ -19,7 +19,7 @@ pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
         None => (target, &[][..]),
     };
     match strip_scheme_authority(path) {
-        Some(rest) if rest.is_empty() => (b"/", query),
+        Some([]) => (b"/", query),
         Some(rest) => (rest, query),
         None => (path, query),
     }
