@@ -88,6 +88,13 @@ pub trait Response {
     /// Body bytes, held without copying (a Python `bytes` for WSGI).
     type Chunk: AsRef<[u8]>;
     fn next(&mut self) -> Result<Event<Self::Chunk>, AppFailure>;
+    /// True when the next event is already at hand and `next` will run no
+    /// application code (a one-item body, the end). The connection flushes
+    /// before pulling an event that is not ready, so a slow generator's
+    /// output reaches the client as it is produced.
+    fn ready(&self) -> bool {
+        false
+    }
     /// Releases the response (WSGI: calls the iterable's `close()`); called
     /// exactly once, whether the response finished, failed or the client went
     /// away.

@@ -60,9 +60,26 @@ pub enum Command {
     Version(String),
 }
 
-/// A usage error: one line for stderr, exit status 2.
+/// A command-line error: one line for stderr. Exit status 2 for misuse of
+/// the options; 1 for an APP that cannot name a Python callable (the same
+/// status as an APP that names a missing one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub struct UsageError(pub String, pub ErrorKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Usage,
+    BadApp,
+}
+
+impl UsageError {
+    pub fn exit_code(&self) -> u8 {
+        match self.1 {
+            ErrorKind::Usage => 2,
+            ErrorKind::BadApp => 1,
+        }
+    }
+}
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -288,7 +305,7 @@ pub fn usage() -> String {
 }
 
 fn err(msg: impl Display) -> UsageError {
-    UsageError(format!("{PROG}: {msg}"))
+    UsageError(format!("{PROG}: {msg}"), ErrorKind::Usage)
 }
 
 fn bad_value(opt: &str, value: &str, expected: &str) -> UsageError {
@@ -517,10 +534,11 @@ fn parse_port(p: &str) -> Option<u16> {
 /// `module:callable`, `module` or `module:factory()`.
 pub fn parse_app(spec: &str) -> Result<AppSpec, UsageError> {
     let bad = |why: &str| {
-        err(format_args!(
+        let UsageError(msg, _) = err(format_args!(
             "invalid APP {} ({why}); see --help",
             quote(spec)
-        ))
+        ));
+        UsageError(msg, ErrorKind::BadApp)
     };
     let (module, callable) = match spec.split_once(':') {
         Some((m, c)) => (m, Some(c)),
@@ -584,7 +602,7 @@ mod tests {
 
     fn fail(a: &[&str]) -> String {
         match parse_args(&args(a), None) {
-            Err(UsageError(msg)) => {
+            Err(UsageError(msg, _)) => {
                 assert!(msg.starts_with("rwsgi-lite: "), "{msg}");
                 assert!(!msg.contains('\n'), "not one line: {msg:?}");
                 msg

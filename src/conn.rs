@@ -30,6 +30,9 @@ pub trait Stream: Read + Write {
 pub enum Progress {
     /// Waiting for the socket (readable or writable) or a deadline.
     Open,
+    /// Work is left that needs no readiness event (the app's iterable has
+    /// more): drive it again after other connections had their turn.
+    Yield,
     /// Done: deregister and drop it.
     Closed,
 }
@@ -88,8 +91,17 @@ enum State<R> {
     Closed,
 }
 
+/// Application pulls (calls into the app's iterable) per `drive`: one
+/// connection streaming a slow generator must not starve the others, the
+/// signal handlers or the timers.
+const PULL_BUDGET: u32 = 16;
+/// The same, in time since the loop woke up.
+const PULL_TIME_BUDGET: Duration = Duration::from_millis(20);
+
 /// How one step of the state machine ended.
 enum Step {
+    /// The pull budget is spent: flush, then come back later.
+    Yield,
     /// State changed; run the loop again.
     Continue,
     /// Needs the socket: flush output if any, else wait for readiness.
@@ -109,6 +121,8 @@ pub struct Conn<S, R: Response> {
     out: OutQueue<R::Chunk>,
     /// When the idle keep-alive period ends (no request bytes yet).
     idle_until: Option<Instant>,
+    /// Pulls left in the current `drive`.
+    budget: u32,
 }
 
 impl<S: Stream, R: Response> Conn<S, R> {
@@ -131,6 +145,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             state: State::Head { since: None },
             out: OutQueue::new(),
             idle_until,
+            budget: PULL_BUDGET,
         }
     }
 
@@ -149,6 +164,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
 
     /// Advances the connection as far as the socket allows.
     pub fn drive<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Progress {
+        self.budget = PULL_BUDGET;
         loop {
             let step = match self.state {
                 State::Head { .. } => self.step_head(app, ctx),
@@ -174,6 +190,18 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 Step::Close => {
                     self.abort();
                     return Progress::Closed;
+                }
+                Step::Yield => {
+                    return match self.out.write_to(&mut self.stream) {
+                        Ok(true) => Progress::Yield,
+                        // The writable event resumes us.
+                        Ok(false) => Progress::Open,
+                        Err(e) => {
+                            log::debug!("write to {} failed: {e}", self.peer);
+                            self.abort();
+                            Progress::Closed
+                        }
+                    };
                 }
                 Step::Blocked => {
                     if self.out.is_empty() {
@@ -458,6 +486,9 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }));
             }
             Err(AppFailure) => {
+                // The canned 500 carries no `Connection: keep-alive`, which
+                // an HTTP/1.0 client would need to reuse the connection.
+                let keep_alive = keep_alive && version == Version::Http11;
                 let out = self.out.tail();
                 let before = out.len();
                 response::write_internal_error(ctx.date, keep_alive, out);
@@ -474,12 +505,22 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Step::Continue;
         };
         while self.out.len() < self.settings.high_water {
+            if !active.response.ready() {
+                if !self.out.is_empty() {
+                    // What we have goes out before the app runs again.
+                    return Step::Blocked;
+                }
+                if self.budget == 0 || ctx.now.elapsed() > PULL_TIME_BUDGET {
+                    return Step::Yield;
+                }
+                self.budget -= 1;
+            }
             let event = match active.response.next() {
                 Ok(event) => event,
                 Err(AppFailure) => {
                     active.response.close();
                     let head_sent = active.framing.is_some();
-                    let keep_alive = active.keep_alive;
+                    let keep_alive = active.keep_alive && active.version == Version::Http11;
                     if head_sent {
                         // Too late for a 500: cut the connection so the
                         // client sees a truncated response, not a whole one.

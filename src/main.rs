@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(2);
+            return ExitCode::from(e.exit_code());
         }
     };
     init_logging(config.log_level);

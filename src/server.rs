@@ -5,6 +5,7 @@
 //! driven until they would block; deadlines (keep-alive idle, head timeout)
 //! are checked once per tick. SIGTERM/SIGINT start a graceful drain.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileTypeExt;
@@ -225,10 +226,16 @@ impl Server {
         let mut draining_since: Option<Instant> = None;
         let mut accept_paused_until: Option<Instant> = None;
         let mut next_tick = Instant::now() + TICK;
+        // Connections that yielded with work left (a streaming iterable).
+        let mut ready: VecDeque<usize> = VecDeque::new();
 
         loop {
             let now = Instant::now();
-            let timeout = next_tick.saturating_duration_since(now);
+            let timeout = if ready.is_empty() {
+                next_tick.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
             let poll = &mut self.poll;
             let events_ref = &mut events;
             let result = app.idle(move || poll.poll(events_ref, Some(timeout)));
@@ -246,60 +253,66 @@ impl Server {
                 draining: draining_since.is_some(),
             };
 
+            // Signals first: signal-hook reports a signal once however often
+            // it arrived since the last read, so reading it before running
+            // app code keeps a second SIGINT from merging into the first.
+            if events.iter().any(|e| e.token() == SIGNAL_TOKEN) {
+                for signal in signals.pending() {
+                    log::debug!("received signal {signal}");
+                    match signal {
+                        SIGINT if draining_since.is_some() => {
+                            log::info!("second SIGINT: exiting now");
+                            return Ok(());
+                        }
+                        SIGQUIT => {
+                            log::info!("SIGQUIT: exiting now");
+                            return Ok(());
+                        }
+                        _ => stop = true,
+                    }
+                }
+            }
+            // `stop` also comes from a Python signal handler that raised.
+            if stop && draining_since.is_none() {
+                draining_since = Some(now);
+                ctx.draining = true;
+                self.begin_drain(&mut conns);
+            }
+
             for event in events.iter() {
                 match event.token() {
-                    SIGNAL_TOKEN => {
-                        for signal in signals.pending() {
-                            match signal {
-                                SIGINT if draining_since.is_some() => {
-                                    log::info!("second SIGINT: exiting now");
-                                    return Ok(());
-                                }
-                                SIGQUIT => {
-                                    log::info!("SIGQUIT: exiting now");
-                                    return Ok(());
-                                }
-                                _ => stop = true,
-                            }
-                        }
-                    }
+                    SIGNAL_TOKEN => {}
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         if accept_paused_until.is_none() && draining_since.is_none() {
                             let i = LISTENER_BASE - t;
-                            accept_paused_until =
-                                self.accept_all(i, &mut conns, &conn_settings, app, &ctx);
+                            accept_paused_until = self.accept_all(
+                                i,
+                                &mut conns,
+                                &mut ready,
+                                &conn_settings,
+                                app,
+                                &ctx,
+                            );
                         }
                     }
                     Token(key) => {
                         if let Some(conn) = conns.get_mut(key) {
-                            if conn.drive(app, &ctx) == Progress::Closed {
-                                let mut conn = conns.remove(key);
-                                let _ = self.poll.registry().deregister(conn.stream_mut());
-                            }
+                            let progress = conn.drive(app, &ctx);
+                            self.settle(key, progress, &mut conns, &mut ready);
                         }
                     }
                 }
             }
 
-            if stop && draining_since.is_none() {
-                log::info!(
-                    "shutting down: finishing {} connection(s), at most {:?}",
-                    conns.len(),
-                    self.settings.graceful_timeout
-                );
-                draining_since = Some(now);
-                ctx.draining = true;
-                for l in &mut self.listeners {
-                    let _ = self.poll.registry().deregister(l.source());
-                }
-                self.listeners.clear();
-                let idle: Vec<usize> = conns
-                    .iter_mut()
-                    .filter_map(|(k, c)| (c.on_drain() == Progress::Closed).then_some(k))
-                    .collect();
-                for key in idle {
-                    let mut conn = conns.remove(key);
-                    let _ = self.poll.registry().deregister(conn.stream_mut());
+            // One turn for each connection that yielded before this wake-up;
+            // those that yield again wait for the next turn.
+            for _ in 0..ready.len() {
+                let Some(key) = ready.pop_front() else {
+                    break;
+                };
+                if let Some(conn) = conns.get_mut(key) {
+                    let progress = conn.drive(app, &ctx);
+                    self.settle(key, progress, &mut conns, &mut ready);
                 }
             }
 
@@ -326,8 +339,14 @@ impl Server {
                         // pause raise no new event, so accept them now.
                         for i in 0..self.listeners.len() {
                             if accept_paused_until.is_none() {
-                                accept_paused_until =
-                                    self.accept_all(i, &mut conns, &conn_settings, app, &ctx);
+                                accept_paused_until = self.accept_all(
+                                    i,
+                                    &mut conns,
+                                    &mut ready,
+                                    &conn_settings,
+                                    app,
+                                    &ctx,
+                                );
                             }
                         }
                     }
@@ -346,10 +365,7 @@ impl Server {
                         // A 408 may have been queued: push it out.
                         progress = conn.drive(app, &ctx);
                     }
-                    if progress == Progress::Closed {
-                        let mut conn = conns.remove(key);
-                        let _ = self.poll.registry().deregister(conn.stream_mut());
-                    }
+                    self.settle(key, progress, &mut conns, &mut ready);
                 }
             }
         }
@@ -361,6 +377,7 @@ impl Server {
         &self,
         i: usize,
         conns: &mut Slab<Conn<Socket, A::Response>>,
+        ready: &mut VecDeque<usize>,
         settings: &Rc<ConnSettings>,
         app: &mut A,
         ctx: &Ctx<'_>,
@@ -390,10 +407,8 @@ impl Server {
                     ));
                     // The request may already be waiting; edge-triggered
                     // readiness only reports what arrives from now on.
-                    if conn.drive(app, ctx) == Progress::Closed {
-                        let mut conn = conns.remove(key);
-                        let _ = self.poll.registry().deregister(conn.stream_mut());
-                    }
+                    let progress = conn.drive(app, ctx);
+                    self.settle(key, progress, conns, ready);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -405,6 +420,49 @@ impl Server {
                     // ECONNABORTED and friends concern one client only.
                     log::debug!("accept: {e}");
                     continue;
+                }
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Stops accepting and closes idle connections; busy ones finish their
+    /// current response.
+    fn begin_drain<R: crate::app::Response>(&mut self, conns: &mut Slab<Conn<Socket, R>>) {
+        log::info!(
+            "shutting down: finishing {} connection(s), at most {:?}",
+            conns.len(),
+            self.settings.graceful_timeout
+        );
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l.source());
+        }
+        self.listeners.clear();
+        let idle: Vec<usize> = conns
+            .iter_mut()
+            .filter_map(|(k, c)| (c.on_drain() == Progress::Closed).then_some(k))
+            .collect();
+        for key in idle {
+            let mut conn = conns.remove(key);
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+        }
+    }
+
+    /// Acts on what a connection's `drive` returned.
+    fn settle<R: crate::app::Response>(
+        &self,
+        key: usize,
+        progress: Progress,
+        conns: &mut Slab<Conn<Socket, R>>,
+        ready: &mut VecDeque<usize>,
+    ) {
+        match progress {
+            Progress::Open => {}
+            Progress::Yield => ready.push_back(key),
+            Progress::Closed => {
+                if let Some(mut conn) = conns.try_remove(key) {
+                    let _ = self.poll.registry().deregister(conn.stream_mut());
                 }
             }
         }

@@ -13,7 +13,12 @@ fn apps() -> String {
 
 /// Asserts exit `code` and exactly one non-empty line on stderr.
 fn assert_one_line_exit(o: &Output, code: i32, what: &str) {
-    assert_eq!(o.code(), Some(code), "{what}: wrong exit status\n{}", o.describe());
+    assert_eq!(
+        o.code(),
+        Some(code),
+        "{what}: wrong exit status\n{}",
+        o.describe()
+    );
     assert_eq!(
         o.stderr_lines().len(),
         1,
@@ -27,9 +32,22 @@ fn help_exits_0_and_mentions_bind() {
     for flag in ["--help", "-h"] {
         let o = run_to_exit(&[flag]);
         assert_eq!(o.code(), Some(0), "{flag}\n{}", o.describe());
-        assert!(o.stdout.contains("--bind"), "{flag}: help does not mention --bind\n{}", o.describe());
-        for opt in ["--chdir", "--keep-alive", "--limit-request-body", "--graceful-timeout"] {
-            assert!(o.stdout.contains(opt), "{flag}: help does not mention {opt}\n{}", o.describe());
+        assert!(
+            o.stdout.contains("--bind"),
+            "{flag}: help does not mention --bind\n{}",
+            o.describe()
+        );
+        for opt in [
+            "--chdir",
+            "--keep-alive",
+            "--limit-request-body",
+            "--graceful-timeout",
+        ] {
+            assert!(
+                o.stdout.contains(opt),
+                "{flag}: help does not mention {opt}\n{}",
+                o.describe()
+            );
         }
     }
 }
@@ -54,15 +72,36 @@ fn usage_errors_exit_2_with_one_line() {
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("unknown flag", vec!["--no-such-flag", "testapp:app"]),
         ("unknown short flag", vec!["-Z", "testapp:app"]),
-        ("bad number for --backlog", vec!["--backlog", "abc", "testapp:app"]),
-        ("bad number for --keep-alive", vec!["--keep-alive", "soon", "testapp:app"]),
-        ("negative --limit-request-line", vec!["--limit-request-line", "-5", "testapp:app"]),
-        ("bad --limit-request-body", vec!["--limit-request-body", "1x", "testapp:app"]),
-        ("bad --graceful-timeout", vec!["--graceful-timeout", "", "testapp:app"]),
+        (
+            "bad number for --backlog",
+            vec!["--backlog", "abc", "testapp:app"],
+        ),
+        (
+            "bad number for --keep-alive",
+            vec!["--keep-alive", "soon", "testapp:app"],
+        ),
+        (
+            "negative --limit-request-line",
+            vec!["--limit-request-line", "-5", "testapp:app"],
+        ),
+        (
+            "bad --limit-request-body",
+            vec!["--limit-request-body", "1x", "testapp:app"],
+        ),
+        (
+            "bad --graceful-timeout",
+            vec!["--graceful-timeout", "", "testapp:app"],
+        ),
         ("flag missing its value", vec!["testapp:app", "--bind"]),
         ("missing APP", vec![]),
-        ("missing APP with flags", vec!["-b", "127.0.0.1:0", "--chdir", &a]),
-        ("bad --log-level", vec!["--log-level", "loud", "testapp:app"]),
+        (
+            "missing APP with flags",
+            vec!["-b", "127.0.0.1:0", "--chdir", &a],
+        ),
+        (
+            "bad --log-level",
+            vec!["--log-level", "loud", "testapp:app"],
+        ),
     ];
     for (what, args) in cases {
         let o = run_to_exit(&args);
@@ -79,13 +118,24 @@ fn bad_bind_address_is_one_line() {
             "-b {b}: expected exit 1 or 2\n{}",
             o.describe()
         );
-        assert_eq!(o.stderr_lines().len(), 1, "-b {b}: expected one line\n{}", o.describe());
+        assert_eq!(
+            o.stderr_lines().len(),
+            1,
+            "-b {b}: expected one line\n{}",
+            o.describe()
+        );
     }
 }
 
 #[test]
 fn missing_module_exits_1_with_traceback() {
-    let o = run_to_exit(&["-b", "127.0.0.1:0", "--chdir", &apps(), "no_such_module_xyz:app"]);
+    let o = run_to_exit(&[
+        "-b",
+        "127.0.0.1:0",
+        "--chdir",
+        &apps(),
+        "no_such_module_xyz:app",
+    ]);
     assert_eq!(o.code(), Some(1), "{}", o.describe());
     assert!(
         o.stderr.contains("ModuleNotFoundError") || o.stderr.contains("Traceback"),
@@ -100,26 +150,48 @@ fn module_raising_at_import_exits_1_with_traceback() {
     let o = run_to_exit(&["-b", "127.0.0.1:0", "--chdir", &apps(), "raising:app"]);
     assert_eq!(o.code(), Some(1), "{}", o.describe());
     assert!(o.stderr.contains("Traceback"), "{}", o.describe());
-    assert!(o.stderr.contains("RuntimeError: boom at import time"), "{}", o.describe());
+    assert!(
+        o.stderr.contains("RuntimeError: boom at import time"),
+        "{}",
+        o.describe()
+    );
 }
 
 #[test]
 fn missing_attribute_exits_1_with_one_line() {
-    let o = run_to_exit(&["-b", "127.0.0.1:0", "--chdir", &apps(), "testapp:nope_not_here"]);
+    let o = run_to_exit(&[
+        "-b",
+        "127.0.0.1:0",
+        "--chdir",
+        &apps(),
+        "testapp:nope_not_here",
+    ]);
     assert_one_line_exit(&o, 1, "missing attribute");
     assert!(o.stderr.contains("nope_not_here"), "{}", o.describe());
 }
 
 #[test]
 fn not_callable_exits_1_with_one_line() {
-    let o = run_to_exit(&["-b", "127.0.0.1:0", "--chdir", &apps(), "testapp:not_callable"]);
+    let o = run_to_exit(&[
+        "-b",
+        "127.0.0.1:0",
+        "--chdir",
+        &apps(),
+        "testapp:not_callable",
+    ]);
     assert_one_line_exit(&o, 1, "app not callable");
     assert!(o.stderr.contains("not_callable"), "{}", o.describe());
 }
 
 #[test]
 fn bad_app_spec_exits_1_with_one_line() {
-    for spec in ["testapp:", ":app", "testapp:app:extra", "testapp:create_app(", "testapp:1bad"] {
+    for spec in [
+        "testapp:",
+        ":app",
+        "testapp:app:extra",
+        "testapp:create_app(",
+        "testapp:1bad",
+    ] {
         let o = run_to_exit(&["-b", "127.0.0.1:0", "--chdir", &apps(), spec]);
         assert_one_line_exit(&o, 1, &format!("bad app spec {spec:?}"));
     }
@@ -132,7 +204,11 @@ fn port_in_use_exits_1_with_one_line() {
     let bind = format!("127.0.0.1:{port}");
     let o = run_to_exit(&["-b", &bind, "--chdir", &apps(), "testapp:app"]);
     assert_one_line_exit(&o, 1, "port in use");
-    assert!(o.stderr.contains(&port.to_string()), "the line should name the address\n{}", o.describe());
+    assert!(
+        o.stderr.contains(&port.to_string()),
+        "the line should name the address\n{}",
+        o.describe()
+    );
     drop(l);
 }
 
@@ -140,7 +216,11 @@ fn port_in_use_exits_1_with_one_line() {
 fn app_form_factory_call() {
     let s = Server::start("testapp:create_app()");
     assert_eq!(s.get("/").body_str(), "from factory 1");
-    assert_eq!(s.get("/again").body_str(), "from factory 1", "factory called more than once");
+    assert_eq!(
+        s.get("/again").body_str(),
+        "from factory 1",
+        "factory called more than once"
+    );
 }
 
 #[test]
@@ -176,11 +256,20 @@ fn ipv6_bind() {
     let addr = s.addr();
     assert!(addr.is_ipv6(), "listening on {addr}");
     let mut c = Client::tcp(addr);
-    c.send(format!("GET /environ HTTP/1.1\r\nHost: [::1]:{}\r\nConnection: close\r\n\r\n", addr.port()).as_bytes());
+    c.send(
+        format!(
+            "GET /environ HTTP/1.1\r\nHost: [::1]:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        )
+        .as_bytes(),
+    );
     let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.raw_str());
     let kv = parse_kv(&r.body);
-    let remote = kv.iter().find(|(k, _, _)| k == "REMOTE_ADDR").map(|(_, _, v)| v.clone());
+    let remote = kv
+        .iter()
+        .find(|(k, _, _)| k == "REMOTE_ADDR")
+        .map(|(_, _, v)| v.clone());
     assert_eq!(remote.as_deref(), Some("'::1'"));
 }
 
@@ -229,12 +318,48 @@ fn no_rust_panic_on_any_startup_failure() {
     let a = apps();
     for args in [
         vec!["--chdir", "/nonexistent/dir/xyz", "testapp:app"],
-        vec!["--chdir", &a, "-b", "unix:/nonexistent/dir/x.sock", "testapp:app"],
+        vec![
+            "--chdir",
+            &a,
+            "-b",
+            "unix:/nonexistent/dir/x.sock",
+            "testapp:app",
+        ],
         vec!["--chdir", &a, "testapp:app", "extra-positional"],
         vec!["--chdir", &a, "testapp:create_app()x"],
     ] {
         let o = run_to_exit(&args);
         assert_ne!(o.code(), Some(0), "{args:?}\n{}", o.describe());
-        assert!(o.code().is_some(), "{args:?}: killed by a signal\n{}", o.describe());
+        assert!(
+            o.code().is_some(),
+            "{args:?}: killed by a signal\n{}",
+            o.describe()
+        );
     }
+}
+
+#[test]
+fn all_tuning_flags_are_accepted() {
+    let s = Server::start_with(
+        "testapp:app",
+        &[
+            "--backlog",
+            "64",
+            "--keep-alive",
+            "3",
+            "--limit-request-line",
+            "4000",
+            "--limit-request-fields",
+            "50",
+            "--limit-request-field-size",
+            "4000",
+            "--limit-request-body",
+            "100000",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "info",
+        ],
+    );
+    assert_eq!(s.get("/path/flags").body_str(), "/path/flags");
 }

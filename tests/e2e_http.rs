@@ -20,7 +20,11 @@ fn keep_alive_two_requests_on_one_connection() {
     assert_eq!(r1.status, 200, "{}", r1.raw_str());
     assert_eq!(r1.version, "HTTP/1.1");
     assert_eq!(r1.body_str(), "/path/first");
-    assert!(!r1.connection_has("close"), "1.1 response says close: {}", r1.raw_str());
+    assert!(
+        !r1.connection_has("close"),
+        "1.1 response says close: {}",
+        r1.raw_str()
+    );
     assert_date_server(&r1);
     c.send(&get(&s.host(), "/path/second"));
     let r2 = c.read_response();
@@ -73,11 +77,19 @@ fn connection_close_is_honoured() {
     let s = Server::start("testapp:app");
     let mut c = s.connect();
     c.send(
-        format!("GET /path/x HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.host()).as_bytes(),
+        format!(
+            "GET /path/x HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.host()
+        )
+        .as_bytes(),
     );
     let r = c.read_response();
     assert_eq!(r.status, 200);
-    assert!(r.connection_has("close"), "no Connection: close in {}", r.raw_str());
+    assert!(
+        r.connection_has("close"),
+        "no Connection: close in {}",
+        r.raw_str()
+    );
     c.assert_closed();
 }
 
@@ -88,7 +100,9 @@ fn pipelined_requests_answered_in_order() {
     let mut c = s.connect();
     let mut req = Vec::new();
     req.extend(get(&h, "/path/one"));
-    req.extend(format!("POST /echo HTTP/1.1\r\nHost: {h}\r\nContent-Length: 7\r\n\r\npayload").as_bytes());
+    req.extend(
+        format!("POST /echo HTTP/1.1\r\nHost: {h}\r\nContent-Length: 7\r\n\r\npayload").as_bytes(),
+    );
     req.extend(get(&h, "/path/two"));
     req.extend(format!("POST /echo HTTP/1.1\r\nHost: {h}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").as_bytes());
     req.extend(get(&h, "/path/three"));
@@ -125,7 +139,12 @@ fn unread_request_body_is_skipped_before_next_request() {
     let h = s.host();
     let mut c = s.connect();
     let mut req = Vec::new();
-    req.extend(format!("POST /path/ignored HTTP/1.1\r\nHost: {h}\r\nContent-Length: 11\r\n\r\nGET /evil\r\n").as_bytes());
+    req.extend(
+        format!(
+            "POST /path/ignored HTTP/1.1\r\nHost: {h}\r\nContent-Length: 11\r\n\r\nGET /evil\r\n"
+        )
+        .as_bytes(),
+    );
     req.extend(format!("POST /path/chunky HTTP/1.1\r\nHost: {h}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\n").as_bytes());
     req.extend(get(&h, "/path/next"));
     c.send(&req);
@@ -151,11 +170,21 @@ fn head_has_headers_but_no_body() {
     c.send(&req);
     let hd = c.read_head_response();
     assert_eq!(hd.status, 200, "{}", hd.raw_str());
-    assert_eq!(hd.header("content-length"), Some("1000"), "{}", hd.raw_str());
+    assert_eq!(
+        hd.header("content-length"),
+        Some("1000"),
+        "{}",
+        hd.raw_str()
+    );
     assert_eq!(hd.header("content-type"), g.header("content-type"));
     assert_date_server(&hd);
     let next = c.read_response();
-    assert_eq!(next.body_str(), "/path/after-head", "bytes after HEAD response: {}", next.raw_str());
+    assert_eq!(
+        next.body_str(),
+        "/path/after-head",
+        "bytes after HEAD response: {}",
+        next.raw_str()
+    );
 
     // HEAD of a streamed (no Content-Length) response: also no body.
     let mut req = format!("HEAD /stream?n=3 HTTP/1.1\r\nHost: {h}\r\n\r\n").into_bytes();
@@ -164,7 +193,12 @@ fn head_has_headers_but_no_body() {
     let hd = c.read_head_response();
     assert_eq!(hd.status, 200, "{}", hd.raw_str());
     let next = c.read_response();
-    assert_eq!(next.body_str(), "/path/after-head-2", "bytes after HEAD response: {}", next.raw_str());
+    assert_eq!(
+        next.body_str(),
+        "/path/after-head-2",
+        "bytes after HEAD response: {}",
+        next.raw_str()
+    );
 }
 
 #[test]
@@ -187,7 +221,12 @@ fn no_body_for_204_and_304() {
             );
         }
         let next = c.read_response();
-        assert_eq!(next.body_str(), "/path/after", "after {code}: {}", next.raw_str());
+        assert_eq!(
+            next.body_str(),
+            "/path/after",
+            "after {code}: {}",
+            next.raw_str()
+        );
     }
 }
 
@@ -224,7 +263,8 @@ fn chunked_response_without_content_length() {
     let r = c.read_response();
     assert_eq!(r.status, 200);
     assert!(
-        r.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")),
+        r.header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked")),
         "expected Transfer-Encoding: chunked: {}",
         r.raw_str()
     );
@@ -250,7 +290,11 @@ fn http10_response_without_length_is_close_delimited() {
     c.send(b"GET /stream?n=4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.raw_str());
-    assert!(!r.has_header("transfer-encoding"), "chunked sent to 1.0 client: {}", r.raw_str());
+    assert!(
+        !r.has_header("transfer-encoding"),
+        "chunked sent to 1.0 client: {}",
+        r.raw_str()
+    );
     assert!(!r.has_header("content-length"), "{}", r.raw_str());
     assert_eq!(r.body_str(), "chunk0\nchunk1\nchunk2\nchunk3\n");
 }
@@ -316,7 +360,13 @@ fn fifty_mib_upload_checksummed() {
     assert_eq!(r.body_str(), format!("{total} {crc}"), "app saw: len crc32");
     // Same upload chunked-encoded (smaller), on the same connection.
     let total2 = 3 << 20;
-    c.send(format!("POST /checksum HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n", s.host()).as_bytes());
+    c.send(
+        format!(
+            "POST /checksum HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+            s.host()
+        )
+        .as_bytes(),
+    );
     let mut crc2 = 0u32;
     let mut sent = 0;
     while sent < total2 {
@@ -339,7 +389,10 @@ fn slow_reader_does_not_block_other_clients() {
     let s = Server::start("testapp:app");
     // Client A asks for 256 MiB (far more than socket buffers) and never reads.
     let mut a = s.connect();
-    a.send(&get(&s.host(), "/tracked?token=slowreader&n=4000&size=65536"));
+    a.send(&get(
+        &s.host(),
+        "/tracked?token=slowreader&n=4000&size=65536",
+    ));
     // Make sure A's response is under way (its head arrived).
     let first = a.read_some().expect("A got nothing");
     assert!(first.starts_with(b"HTTP/1.1 200"), "{}", show(&first));
@@ -347,7 +400,13 @@ fn slow_reader_does_not_block_other_clients() {
     for i in 0..3 {
         let mut b = s.connect();
         b.set_read_timeout(Duration::from_secs(5));
-        b.send(format!("GET /path/b{i} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.host()).as_bytes());
+        b.send(
+            format!(
+                "GET /path/b{i} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                s.host()
+            )
+            .as_bytes(),
+        );
         let r = b
             .try_read_response(false)
             .unwrap_or_else(|e| panic!("client B #{i} not served while A does not read: {e}"));
@@ -360,7 +419,10 @@ fn slow_reader_does_not_block_other_clients() {
         last = s.get("/closed?token=slowreader").body_str();
         last == "closed"
     });
-    assert!(closed, "close() not called after client disconnect; /closed says {last:?}");
+    assert!(
+        closed,
+        "close() not called after client disconnect; /closed says {last:?}"
+    );
 }
 
 #[test]
@@ -371,7 +433,11 @@ fn keep_alive_idle_timeout_closes_connection() {
     assert_eq!(c.read_response().status, 200);
     let t = Instant::now();
     c.assert_closed_within(Duration::from_secs(8));
-    assert!(t.elapsed() >= Duration::from_millis(500), "closed too early: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -451,8 +517,15 @@ fn request_line_too_long_is_414() {
     );
     // Just under the default limit (8190) is fine.
     let ok = "b".repeat(8190 - "GET /path/ HTTP/1.1".len());
-    let r = s.request(format!("GET /path/{ok} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
-    assert_eq!(r.status, 200, "8190-byte request line refused: {}", show(&r.raw));
+    let r = s.request(
+        format!("GET /path/{ok} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "8190-byte request line refused: {}",
+        show(&r.raw)
+    );
 }
 
 #[test]
@@ -461,7 +534,12 @@ fn request_line_limit_flag() {
     let r = s.get("/path/short");
     assert_eq!(r.status, 200);
     let long = "c".repeat(120);
-    expect_error(&s, "line over --limit-request-line 100", get("x", &format!("/path/{long}")).as_slice(), &[414]);
+    expect_error(
+        &s,
+        "line over --limit-request-line 100",
+        get("x", &format!("/path/{long}")).as_slice(),
+        &[414],
+    );
 }
 
 #[test]
@@ -479,7 +557,11 @@ fn too_many_headers_is_431() {
         req.push_str(&format!("X-H{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    assert_eq!(s.request(req.as_bytes()).status, 200, "100 header fields refused");
+    assert_eq!(
+        s.request(req.as_bytes()).status,
+        200,
+        "100 header fields refused"
+    );
 }
 
 #[test]
@@ -494,7 +576,12 @@ fn header_field_too_large_is_431() {
     );
     let s = Server::start_with(
         "testapp:app",
-        &["--limit-request-fields", "5", "--limit-request-field-size", "50"],
+        &[
+            "--limit-request-fields",
+            "5",
+            "--limit-request-field-size",
+            "50",
+        ],
     );
     let v = "v".repeat(60);
     expect_error(
@@ -509,8 +596,13 @@ fn header_field_too_large_is_431() {
         b"GET /path/x HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n",
         &[431],
     );
-    let r = s.request(b"GET /path/x HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.status, 200, "5 fields refused with --limit-request-fields 5");
+    let r = s.request(
+        b"GET /path/x HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        r.status, 200,
+        "5 fields refused with --limit-request-fields 5"
+    );
 }
 
 #[test]
@@ -532,10 +624,51 @@ fn body_over_limit_is_413() {
     }
     req.extend(b"0\r\n\r\n");
     expect_error(&s, "chunked 1800 > 1000", &req, &[413]);
+    // Expect: 100-continue with a too-large Content-Length: 413 (a 100
+    // before it is pointless but tolerated).
+    let mut c = s.connect();
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let mut r = c.read_response();
+    if r.status == 100 {
+        r = c.read_response();
+    }
+    assert_eq!(r.status, 413, "{}", r.raw_str());
+    assert!(r.connection_has("close"), "{}", r.raw_str());
+    c.assert_closed();
     // At the limit: fine.
-    let mut req = b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n"
+            .to_vec();
     req.extend(vec![b'y'; 1000]);
     let r = s.request(&req);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 1000);
+}
+
+#[test]
+fn request_head_arriving_byte_by_byte() {
+    let s = Server::start("testapp:app");
+    let mut c = s.connect();
+    let req = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody";
+    for b in req.chunks(1) {
+        c.send(b);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    assert_eq!(r.body_str(), "body");
+    // Meanwhile-style check: another connection is fine too.
+    assert_eq!(s.get("/path/other").body_str(), "/path/other");
+}
+
+#[test]
+fn leading_empty_line_before_request_is_ignored() {
+    // RFC 9112 section 2.2: a server SHOULD ignore at least one empty line
+    // received before the request-line.
+    let s = Server::start("testapp:app");
+    let r = s.request(b"\r\nGET /path/crlf HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    assert_eq!(r.body_str(), "/path/crlf");
 }

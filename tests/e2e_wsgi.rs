@@ -22,7 +22,10 @@ fn expect_kv(m: &BTreeMap<String, (String, String)>, key: &str, ty: &str, repr: 
             t == ty && r == repr,
             "{ctx}: environ[{key:?}] is {t} {r}, expected {ty} {repr}"
         ),
-        None => panic!("{ctx}: environ has no {key:?}; keys: {:?}", m.keys().collect::<Vec<_>>()),
+        None => panic!(
+            "{ctx}: environ has no {key:?}; keys: {:?}",
+            m.keys().collect::<Vec<_>>()
+        ),
     }
 }
 
@@ -60,7 +63,12 @@ fn environ_get_request() {
     expect_kv(&m, "wsgi.run_once", "bool", "False", ctx);
     expect_kv(&m, "wsgi.input", "str", "'<present>'", ctx);
     expect_kv(&m, "wsgi.errors", "str", "'<present>'", ctx);
-    for k in ["CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"] {
+    for k in [
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_CONTENT_LENGTH",
+    ] {
         assert!(!m.contains_key(k), "{ctx}: {k} present: {:?}", m.get(k));
     }
     for (k, (t, r)) in &m {
@@ -83,7 +91,11 @@ fn environ_underscore_header_is_dropped() {
         "a header with underscores must be dropped, got HTTP_X_FORWARDED_FOR = {:?}",
         m.get("HTTP_X_FORWARDED_FOR")
     );
-    assert!(!m.contains_key("HTTP_X_CUSTOM_ONLY"), "{:?}", m.get("HTTP_X_CUSTOM_ONLY"));
+    assert!(
+        !m.contains_key("HTTP_X_CUSTOM_ONLY"),
+        "{:?}",
+        m.get("HTTP_X_CUSTOM_ONLY")
+    );
 }
 
 #[test]
@@ -98,10 +110,20 @@ fn environ_post_http10() {
     expect_kv(&m, "REQUEST_METHOD", "str", "'POST'", ctx);
     expect_kv(&m, "PATH_INFO", "str", "'/environ/a b'", ctx);
     expect_kv(&m, "SERVER_PROTOCOL", "str", "'HTTP/1.0'", ctx);
-    expect_kv(&m, "CONTENT_TYPE", "str", "'text/plain; charset=utf-8'", ctx);
+    expect_kv(
+        &m,
+        "CONTENT_TYPE",
+        "str",
+        "'text/plain; charset=utf-8'",
+        ctx,
+    );
     expect_kv(&m, "CONTENT_LENGTH", "str", "'5'", ctx);
     if let Some((t, v)) = m.get("QUERY_STRING") {
-        assert_eq!((t.as_str(), v.as_str()), ("str", "''"), "{ctx}: QUERY_STRING");
+        assert_eq!(
+            (t.as_str(), v.as_str()),
+            ("str", "''"),
+            "{ctx}: QUERY_STRING"
+        );
     }
     for k in ["HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"] {
         assert!(!m.contains_key(k), "{ctx}: {k} present");
@@ -132,31 +154,76 @@ const INPUT_BODY: &[u8] = b"alpha\nbeta\n\ngamma delta epsilon\nlast-no-newline"
 /// Expected results of testapp.INPUT_OPS (what io.BytesIO gives).
 fn input_expectations() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
-        ("read", vec![r"bytes b'alpha\nbeta\n\ngamma delta epsilon\nlast-no-newline'", "bytes b''", "bytes b''"]),
-        ("readn", vec![
-            "bytes b'alp'", r"bytes b'ha\nb'", "bytes b''",
-            r"bytes b'eta\n\ngamma delta epsilon\nlast-no-newline'", "bytes b''", "bytes b''",
-        ]),
-        ("readline", vec![
-            r"bytes b'alpha\n'", r"bytes b'beta\n'", r"bytes b'\n'", r"bytes b'gamma delta epsilon\n'",
-            "bytes b'last-no-newline'", "bytes b''", "bytes b''",
-        ]),
-        ("readline_n", vec![
-            "bytes b'alp'", r"bytes b'ha\n'", r"bytes b'beta\n'", "bytes b''", r"bytes b'\n'",
-            r"bytes b'gamma delta epsilon\n'", "bytes b'last-'", "bytes b'no-newline'", "bytes b''",
-        ]),
-        ("readlines", vec![
-            r"list [b'alpha\n', b'beta\n', b'\n', b'gamma delta epsilon\n', b'last-no-newline']",
-            "bytes b''", "bytes b''",
-        ]),
-        ("iter", vec![
-            r"list [b'alpha\n', b'beta\n', b'\n', b'gamma delta epsilon\n', b'last-no-newline']",
-            "bytes b''",
-        ]),
-        ("mixed", vec![
-            r"bytes b'alpha\n'", "bytes b'be'", r"bytes b'ta\n'",
-            r"list [b'\n', b'gamma delta epsilon\n', b'last-no-newline']", "bytes b''",
-        ]),
+        (
+            "read",
+            vec![
+                r"bytes b'alpha\nbeta\n\ngamma delta epsilon\nlast-no-newline'",
+                "bytes b''",
+                "bytes b''",
+            ],
+        ),
+        (
+            "readn",
+            vec![
+                "bytes b'alp'",
+                r"bytes b'ha\nb'",
+                "bytes b''",
+                r"bytes b'eta\n\ngamma delta epsilon\nlast-no-newline'",
+                "bytes b''",
+                "bytes b''",
+            ],
+        ),
+        (
+            "readline",
+            vec![
+                r"bytes b'alpha\n'",
+                r"bytes b'beta\n'",
+                r"bytes b'\n'",
+                r"bytes b'gamma delta epsilon\n'",
+                "bytes b'last-no-newline'",
+                "bytes b''",
+                "bytes b''",
+            ],
+        ),
+        (
+            "readline_n",
+            vec![
+                "bytes b'alp'",
+                r"bytes b'ha\n'",
+                r"bytes b'beta\n'",
+                "bytes b''",
+                r"bytes b'\n'",
+                r"bytes b'gamma delta epsilon\n'",
+                "bytes b'last-'",
+                "bytes b'no-newline'",
+                "bytes b''",
+            ],
+        ),
+        (
+            "readlines",
+            vec![
+                r"list [b'alpha\n', b'beta\n', b'\n', b'gamma delta epsilon\n', b'last-no-newline']",
+                "bytes b''",
+                "bytes b''",
+            ],
+        ),
+        (
+            "iter",
+            vec![
+                r"list [b'alpha\n', b'beta\n', b'\n', b'gamma delta epsilon\n', b'last-no-newline']",
+                "bytes b''",
+            ],
+        ),
+        (
+            "mixed",
+            vec![
+                r"bytes b'alpha\n'",
+                "bytes b'be'",
+                r"bytes b'ta\n'",
+                r"list [b'\n', b'gamma delta epsilon\n', b'last-no-newline']",
+                "bytes b''",
+            ],
+        ),
     ]
 }
 
@@ -202,14 +269,23 @@ fn wsgi_input_semantics_chunked() {
 #[test]
 fn wsgi_input_empty_body() {
     let s = Server::start("testapp:app");
-    let r = s.request(b"POST /input?read HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = s.request(
+        b"POST /input?read HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200, "{}", r.raw_str());
-    let got: Vec<String> = parse_kv(&r.body).into_iter().map(|(_, t, v)| format!("{t} {v}")).collect();
+    let got: Vec<String> = parse_kv(&r.body)
+        .into_iter()
+        .map(|(_, t, v)| format!("{t} {v}"))
+        .collect();
     assert_eq!(got, ["bytes b''", "bytes b''", "bytes b''"]);
     // GET without any body: read() gives b''.
     let r = s.get("/input?readline");
     assert_eq!(r.status, 200, "{}", r.raw_str());
-    assert!(parse_kv(&r.body).iter().all(|(_, _, v)| v == "b''"), "{}", r.body_str());
+    assert!(
+        parse_kv(&r.body).iter().all(|(_, _, v)| v == "b''"),
+        "{}",
+        r.body_str()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -259,8 +335,57 @@ fn file_wrapper_response() {
         c.send(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
         let r = c.read_response();
         assert_eq!(r.status, 200, "{}", r.raw_str());
-        assert!(r.body == want, "file body differs (X-File-Wrapper: {:?})", r.header("x-file-wrapper"));
+        assert!(
+            r.body == want,
+            "file body differs (X-File-Wrapper: {:?})",
+            r.header("x-file-wrapper")
+        );
     }
+}
+
+#[test]
+fn streamed_block_is_sent_before_the_next_is_requested() {
+    // PEP 3333, "Buffering and Streaming": a block must be transmitted
+    // before (or while) the app produces the next one. /gate yields its
+    // second block only after we create the marker file, which we do once
+    // the first block has arrived (the app gives up after 8 s and says so).
+    let s = Server::start("testapp:app");
+    let marker = temp_path("gate");
+    let mut c = s.connect();
+    c.send(
+        format!(
+            "GET /gate?file={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            marker.display()
+        )
+        .as_bytes(),
+    );
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        match c.read_some() {
+            Ok(b) if !b.is_empty() => got.extend(b),
+            _ => break,
+        }
+        if find(&got, b"first block").is_some() {
+            break;
+        }
+    }
+    std::fs::write(&marker, b"go").unwrap();
+    for _ in 0..1000 {
+        if got.ends_with(b"0\r\n\r\n") {
+            break;
+        }
+        match c.read_some() {
+            Ok(b) if !b.is_empty() => got.extend(b),
+            _ => break,
+        }
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        find(&got, b"second block").is_some(),
+        "the first block was not sent before the app was asked for the next \
+         (app waited 8 s for the client, then gave up); received {:?}",
+        show(&got)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -278,7 +403,11 @@ fn exception_before_start_response_is_500_then_normal_service() {
         "no traceback in the log:\n{}",
         s.log()
     );
-    assert!(s.wait_for_log("boom before start_response", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        s.wait_for_log("boom before start_response", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
     let r = s.get("/path/after-error");
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "/path/after-error");
@@ -289,7 +418,11 @@ fn exception_in_first_item_is_500() {
     let s = Server::start("testapp:app");
     let r = s.get("/error_first");
     assert_eq!(r.status, 500, "{}", r.raw_str());
-    assert!(s.wait_for_log("boom in first item", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        s.wait_for_log("boom in first item", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
     assert_eq!(s.get("/path/ok").status, 200);
 }
 
@@ -304,10 +437,36 @@ fn exception_after_headers_cuts_the_connection() {
         raw.starts_with(b"HTTP/1.1 200"),
         "expected the 200 head to have been sent before the cut: {text:?}"
     );
-    assert!(!raw.ends_with(b"0\r\n\r\n"), "response looks complete (terminating chunk sent): {text:?}");
+    assert!(
+        !raw.ends_with(b"0\r\n\r\n"),
+        "response looks complete (terminating chunk sent): {text:?}"
+    );
     assert!(!text.contains(" 500 "), "a 500 after a 200 head: {text:?}");
-    assert!(s.wait_for_log("boom after headers", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        s.wait_for_log("boom after headers", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
     assert_eq!(s.get("/path/ok").status, 200);
+}
+
+#[test]
+fn app_protocol_errors_are_500() {
+    let s = Server::start("testapp:app");
+    for path in ["/bad_str", "/no_start", "/bad_status", "/twice"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 500, "{path}: {}\nlog:\n{}", r.raw_str(), s.log());
+        assert_date_server(&r);
+    }
+    assert_eq!(s.get("/path/still-fine").body_str(), "/path/still-fine");
+}
+
+#[test]
+fn start_response_with_exc_info_replaces_headers() {
+    let s = Server::start("testapp:app");
+    let r = s.get("/exc_info");
+    assert_eq!(r.status, 503, "{}\nlog:\n{}", r.raw_str(), s.log());
+    assert_eq!(r.body_str(), "replaced by exc_info");
 }
 
 fn closed_state(s: &Server, token: &str) -> String {
@@ -320,7 +479,10 @@ fn assert_close_called(s: &Server, token: &str, what: &str) {
         last = closed_state(s, token);
         last == "closed"
     });
-    assert!(ok, "{what}: close() not called, /closed?token={token} says {last:?}");
+    assert!(
+        ok,
+        "{what}: close() not called, /closed?token={token} says {last:?}"
+    );
 }
 
 #[test]
@@ -330,7 +492,8 @@ fn close_called_on_normal_completion_and_head() {
     let r = s.get("/tracked?token=normal&n=3&size=5");
     assert_eq!(r.body_str(), "ttttttttttttttt");
     assert_close_called(&s, "normal", "completed response");
-    let r = s.request(b"HEAD /tracked?token=head&n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r =
+        s.request(b"HEAD /tracked?token=head&n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_close_called(&s, "head", "HEAD response");
 }
@@ -384,9 +547,19 @@ fn wsgiref_validator_app() {
     ];
     for (req, head, status, body) in &steps {
         c.send(req.as_bytes());
-        let r = if *head { c.read_head_response() } else { c.read_response() };
+        let r = if *head {
+            c.read_head_response()
+        } else {
+            c.read_response()
+        };
         let first = req.lines().next().unwrap();
-        assert_eq!(r.status, *status, "{first}: {}\nlog:\n{}", r.raw_str(), s.log());
+        assert_eq!(
+            r.status,
+            *status,
+            "{first}: {}\nlog:\n{}",
+            r.raw_str(),
+            s.log()
+        );
         assert_eq!(r.body_str(), *body, "{first}");
     }
     let r = s.request(b"POST /echo HTTP/1.0\r\nContent-Length: 3\r\n\r\nold");
@@ -397,8 +570,16 @@ fn wsgiref_validator_app() {
     assert_eq!(s.get("/").status, 200);
     std::thread::sleep(Duration::from_millis(200));
     let log = s.log();
-    for bad in ["Traceback", "AssertionError", "WSGIWarning", "Exception ignored"] {
-        assert!(!log.contains(bad), "{bad:?} in the log of the validated app:\n{log}");
+    for bad in [
+        "Traceback",
+        "AssertionError",
+        "WSGIWarning",
+        "Exception ignored",
+    ] {
+        assert!(
+            !log.contains(bad),
+            "{bad:?} in the log of the validated app:\n{log}"
+        );
     }
 }
 
@@ -416,8 +597,15 @@ fn flask_app() {
     let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.raw_str());
     let j = r.body_str().replace(": ", ":");
-    assert!(j.contains(r#""name":"bob""#) && j.contains(r#""q":"hi there""#), "{}", r.body_str());
-    assert!(r.header("content-type").unwrap_or("").starts_with("application/json"));
+    assert!(
+        j.contains(r#""name":"bob""#) && j.contains(r#""q":"hi there""#),
+        "{}",
+        r.body_str()
+    );
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("application/json"));
 
     let body = br#"{"numbers": [1, 2, 3, 10]}"#;
     c.send(format!("POST /api/sum HTTP/1.1\r\nHost: {h}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
@@ -425,7 +613,11 @@ fn flask_app() {
     let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.raw_str());
     let j: String = r.body_str().split_whitespace().collect();
-    assert!(j.contains(r#""sum":16"#) && j.contains(r#""n":4"#), "{}", r.body_str());
+    assert!(
+        j.contains(r#""sum":16"#) && j.contains(r#""n":4"#),
+        "{}",
+        r.body_str()
+    );
 
     let body = b"a=1&b=two+words";
     c.send(format!("POST /form HTTP/1.1\r\nHost: {h}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());

@@ -172,6 +172,13 @@ impl<'py> Response for WsgiResponse<'py> {
         }
     }
 
+    fn ready(&self) -> bool {
+        self.pending.is_some()
+            || self.single.is_some()
+            || self.exhausted
+            || self.start.borrow().writes.front().is_some()
+    }
+
     fn close(&mut self) {
         if self.closed {
             return;

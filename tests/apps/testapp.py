@@ -17,7 +17,10 @@ Routes (by PATH_INFO prefix):
   /error_first         start_response, then the first item raises
   /error_after         sends one chunk, then raises
   /slow                logs "slow-start", sleeps 1 s, answers "slow done"
-  /drip?n=N            N chunks, 0.2 s apart
+  /drip?n=N            logs "drip-start"; N chunks, 0.2 s apart
+  /gate?file=F         yields a block, then waits (<= 8 s) for file F to exist
+  /bad_str /no_start /bad_status /twice   app errors answered 500
+  /exc_info            second start_response with exc_info -> 503
   /status/CODE         answers CODE with a body (which must not be sent for
                        HEAD/204/304)
   /errors              writes to wsgi.errors
@@ -220,6 +223,8 @@ def app(environ, start_response):
 
     if path == "/drip":
         n = int(q.get("n", "10"))
+        sys.stderr.write("drip-start\n")
+        sys.stderr.flush()
 
         def gen():
             for i in range(n):
@@ -228,6 +233,56 @@ def app(environ, start_response):
 
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
+
+    if path == "/gate":
+        # PEP 3333 "Buffering and Streaming": the server must send a block
+        # before asking for the next one. The second item is produced only
+        # once the client, having received the first, creates q["file"].
+        marker = q["file"]
+
+        def gen():
+            yield b"first block\n"
+            deadline = time.monotonic() + 8.0
+            while not os.path.exists(marker) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            yield b"second block\n" if os.path.exists(marker) else b"gave up waiting\n"
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return gen()
+
+    if path == "/bad_str":
+        # PEP 3333: body items must be bytes; a str is an app error (500).
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["a str, not bytes"]
+
+    if path == "/no_start":
+        # Returns a body without ever calling start_response (500).
+        return [b"no start_response"]
+
+    if path == "/bad_status":
+        start_response("abc def", [("Content-Type", "text/plain")])
+        return [b"bad status"]
+
+    if path == "/exc_info":
+        # PEP 3333 error handling: a second start_response with exc_info
+        # before any body was sent replaces the first.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("handled error")
+        except ValueError:
+            body = b"replaced by exc_info"
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+                sys.exc_info(),
+            )
+        return [body]
+
+    if path == "/twice":
+        # A second start_response without exc_info is an error (500).
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        return [b"twice"]
 
     if path.startswith("/status/"):
         code = int(path[len("/status/"):])

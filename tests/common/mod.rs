@@ -26,7 +26,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rwsgi-lite");
 
 /// `tests/apps`, where the test applications live.
 pub fn apps_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("apps")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("apps")
 }
 
 /// A unique path for a scratch file (unix socket, marker file).
@@ -64,7 +66,9 @@ fn spawn_log_reader(
             match io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
                     lines.lock().unwrap().push(line.clone());
                     let _ = tx.send(line);
                 }
@@ -256,8 +260,11 @@ impl Server {
     /// `GET path` with `Connection: close` on a fresh connection.
     pub fn get(&self, path: &str) -> Response {
         self.request(
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host())
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.host()
+            )
+            .as_bytes(),
         )
     }
 
@@ -314,7 +321,10 @@ impl Server {
 
     pub fn assert_no_panic(&self) {
         let log = self.log();
-        assert!(!log.contains("panicked at"), "Rust panic in server log:\n{log}");
+        assert!(
+            !log.contains("panicked at"),
+            "Rust panic in server log:\n{log}"
+        );
     }
 }
 
@@ -349,7 +359,10 @@ impl Output {
     }
     /// Non-empty stderr lines.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
     pub fn describe(&self) -> String {
         format!(
@@ -389,7 +402,10 @@ pub fn run_to_exit(args: &[&str]) -> Output {
             let _ = child.kill();
             let _ = child.wait();
             let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
-            panic!("`rwsgi-lite {}` did not exit within {START_TIMEOUT:?}; stderr:\n{stderr}", args.join(" "));
+            panic!(
+                "`rwsgi-lite {}` did not exit within {START_TIMEOUT:?}; stderr:\n{stderr}",
+                args.join(" ")
+            );
         }
         thread::sleep(Duration::from_millis(20));
     };
@@ -618,9 +634,17 @@ impl Client {
     pub fn read_exact_raw(&mut self, n: usize) -> Vec<u8> {
         while self.buf.len() < n {
             match self.fill() {
-                Ok(0) => panic!("EOF after {} of {n} bytes: {:?}", self.buf.len(), show(&self.buf)),
+                Ok(0) => panic!(
+                    "EOF after {} of {n} bytes: {:?}",
+                    self.buf.len(),
+                    show(&self.buf)
+                ),
                 Ok(_) => {}
-                Err(e) => panic!("read failed after {} of {n} bytes: {e}: {:?}", self.buf.len(), show(&self.buf)),
+                Err(e) => panic!(
+                    "read failed after {} of {n} bytes: {e}: {:?}",
+                    self.buf.len(),
+                    show(&self.buf)
+                ),
             }
         }
         self.buf.drain(..n).collect()
@@ -737,7 +761,8 @@ impl Client {
             raw: Vec::new(),
             chunks: None,
         };
-        let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
+        let no_body =
+            head_request || (100..200).contains(&status) || status == 204 || status == 304;
         let te = resp
             .header("transfer-encoding")
             .map(|v| v.to_ascii_lowercase());
@@ -746,7 +771,10 @@ impl Client {
             // nothing
         } else if let Some(te) = te {
             if !te.trim().ends_with("chunked") {
-                return Err(err(self, format!("unsupported response transfer-encoding {te:?}")));
+                return Err(err(
+                    self,
+                    format!("unsupported response transfer-encoding {te:?}"),
+                ));
             }
             let mut chunks = Vec::new();
             loop {
@@ -756,7 +784,9 @@ impl Client {
                         break consumed + i;
                     }
                     match self.fill() {
-                        Ok(0) => return Err(err(self, "EOF inside chunked body (size line)".into())),
+                        Ok(0) => {
+                            return Err(err(self, "EOF inside chunked body (size line)".into()))
+                        }
                         Ok(_) => {}
                         Err(e) => return Err(err(self, format!("reading chunk size: {e}"))),
                     }
@@ -775,7 +805,9 @@ impl Client {
                                 break consumed + i;
                             }
                             match self.fill() {
-                                Ok(0) => return Err(err(self, "EOF inside chunked trailer".into())),
+                                Ok(0) => {
+                                    return Err(err(self, "EOF inside chunked trailer".into()))
+                                }
                                 Ok(_) => {}
                                 Err(e) => return Err(err(self, format!("reading trailer: {e}"))),
                             }
@@ -790,7 +822,9 @@ impl Client {
                 }
                 while self.buf.len() < consumed + size + 2 {
                     match self.fill() {
-                        Ok(0) => return Err(err(self, format!("EOF inside chunk of {size} bytes"))),
+                        Ok(0) => {
+                            return Err(err(self, format!("EOF inside chunk of {size} bytes")))
+                        }
                         Ok(_) => {}
                         Err(e) => return Err(err(self, format!("reading chunk data: {e}"))),
                     }
@@ -880,7 +914,11 @@ const fn crc_table() -> [u32; 256] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[i] = c;
