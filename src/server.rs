@@ -382,9 +382,7 @@ impl Server {
         app: &mut A,
         ctx: &Ctx<'_>,
     ) -> Option<Instant> {
-        let Some(listener) = self.listeners.get(i) else {
-            return None;
-        };
+        let listener = self.listeners.get(i)?;
         loop {
             match listener.accept() {
                 Ok((mut socket, peer)) => {
