@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::parse::{HeaderSpan, Version};
+use crate::spool::RequestBody;
 
 /// Who is on the other end of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub struct Request<'a> {
     pub target: &'a [u8],
     pub version: Version,
     pub headers: &'a [HeaderSpan],
-    pub body: Vec<u8>,
+    pub body: RequestBody,
     pub peer: &'a Peer,
     pub local: &'a Local,
 }

@@ -19,6 +19,7 @@ use crate::http::response::{self, ResponseFraming};
 use crate::http::HttpError;
 use crate::inbuf::InBuf;
 use crate::outbuf::OutQueue;
+use crate::spool::{RequestBody, Spool, SPOOL_THRESHOLD};
 
 /// A byte stream that can also half-close (send FIN but keep reading).
 pub trait Stream: Read + Write {
@@ -78,7 +79,7 @@ enum State<R> {
     Body {
         head_len: usize,
         info: RequestInfo,
-        body: Vec<u8>,
+        body: Spool,
         reader: BodyReader,
     },
     Respond(Box<Active<R>>),
@@ -339,7 +340,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         };
         let reader = match info.framing {
             BodyFraming::Empty | BodyFraming::Length(0) => {
-                return self.dispatch(head_len, info, Vec::new(), app, ctx);
+                return self.dispatch(head_len, info, RequestBody::default(), app, ctx);
             }
             BodyFraming::Length(n) if n > self.settings.limit_request_body => {
                 self.fail(HttpError::PayloadTooLarge, ctx);
@@ -353,14 +354,14 @@ impl<S: Stream, R: Response> Conn<S, R> {
         if info.expect_continue && self.inbuf.len() == head_len {
             self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let capacity = match reader {
-            BodyReader::Length { remaining } => remaining.min(64 * 1024) as usize,
-            BodyReader::Chunked(_) => 0,
-        };
+        let mut body = Spool::new(SPOOL_THRESHOLD);
+        if let BodyReader::Length { remaining } = reader {
+            body.buffer().reserve(remaining.min(64 * 1024) as usize);
+        }
         self.state = State::Body {
             head_len,
             info,
-            body: Vec::with_capacity(capacity),
+            body,
             reader,
         };
         Step::Continue
@@ -383,30 +384,29 @@ impl<S: Stream, R: Response> Conn<S, R> {
         let done = match reader {
             BodyReader::Length { remaining } => {
                 let take = (*remaining).min(buffered.len() as u64) as usize;
-                body.extend_from_slice(&buffered[..take]);
+                body.buffer().extend_from_slice(&buffered[..take]);
                 *remaining -= take as u64;
                 self.inbuf.remove(head_len, take);
                 *remaining == 0
             }
-            BodyReader::Chunked(decoder) => {
-                let before = body.len();
-                match decoder.decode(buffered, body) {
-                    Ok(d) => {
-                        self.inbuf.remove(head_len, d.consumed);
-                        if body.len() as u64 > limit {
-                            self.fail(HttpError::PayloadTooLarge, ctx);
-                            return Step::Continue;
-                        }
-                        let _ = before;
-                        d.done
-                    }
-                    Err(e) => {
-                        self.fail(e, ctx);
+            BodyReader::Chunked(decoder) => match decoder.decode(buffered, body.buffer()) {
+                Ok(d) => {
+                    self.inbuf.remove(head_len, d.consumed);
+                    if body.len() > limit {
+                        self.fail(HttpError::PayloadTooLarge, ctx);
                         return Step::Continue;
                     }
+                    d.done
                 }
-            }
+                Err(e) => {
+                    self.fail(e, ctx);
+                    return Step::Continue;
+                }
+            },
         };
+        if let Err(e) = body.settle() {
+            return self.spool_failed(e, ctx);
+        }
         if done {
             let State::Body {
                 head_len,
@@ -416,6 +416,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
             } = std::mem::replace(&mut self.state, State::Closed)
             else {
                 return Step::Close;
+            };
+            let body = match body.finish() {
+                Ok(b) => b,
+                Err(e) => return self.spool_failed(e, ctx),
             };
             return self.dispatch(head_len, info, body, app, ctx);
         }
@@ -427,7 +431,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         let result = match reader {
             BodyReader::Length { remaining } => {
                 let want = (*remaining).min(256 * 1024) as usize;
-                read_into_vec(&mut self.stream, body, want).inspect(|&n| {
+                read_into_vec(&mut self.stream, body.buffer(), want).inspect(|&n| {
                     *remaining -= n as u64;
                 })
             }
@@ -452,7 +456,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         &mut self,
         head_len: usize,
         info: RequestInfo,
-        body: Vec<u8>,
+        body: RequestBody,
         app: &mut A,
         ctx: &Ctx<'_>,
     ) -> Step {
@@ -667,6 +671,19 @@ impl<S: Stream, R: Response> Conn<S, R> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
             Err(_) => Step::Close,
         }
+    }
+
+    /// The temporary file for a large body failed (disk full): the request
+    /// cannot be served; answer 500 and close.
+    fn spool_failed(&mut self, err: io::Error, ctx: &Ctx<'_>) -> Step {
+        log::error!("cannot spool a request body to disk: {err}");
+        let out = self.out.tail();
+        let before = out.len();
+        response::write_internal_error(ctx.date, false, out);
+        let n = out.len() - before;
+        self.out.commit(n);
+        self.state = State::Closing;
+        Step::Continue
     }
 
     /// Answers a protocol error and closes after it is sent.

@@ -15,5 +15,6 @@ pub mod outbuf;
 #[cfg(feature = "python")]
 pub mod python;
 pub mod server;
+pub mod spool;
 #[cfg(feature = "python")]
 pub mod wsgi;

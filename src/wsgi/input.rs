@@ -1,41 +1,97 @@
-//! `wsgi.input`: the request body, fully read before the app is called, as
-//! a read-only file-like object (read, readline, readlines, iteration).
+//! `wsgi.input`: the request body, fully received before the app is
+//! called, as a read-only file-like object (read, readline, readlines,
+//! iteration). Small bodies are read from memory; spooled ones from their
+//! temporary file through a buffer.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-#[pyclass(module = "rwsgi_lite", name = "Input")]
+use crate::spool::RequestBody;
+
+enum Source {
+    Memory { data: Vec<u8>, pos: usize },
+    File { reader: BufReader<File>, left: u64 },
+}
+
+#[pyclass(module = "rwsgi_lite", name = "Input", unsendable)]
 pub struct WsgiInput {
-    data: Vec<u8>,
-    pos: usize,
+    source: Source,
 }
 
 impl WsgiInput {
-    pub fn new(data: Vec<u8>) -> Self {
-        WsgiInput { data, pos: 0 }
+    pub fn new(body: RequestBody) -> Self {
+        let source = match body {
+            RequestBody::Memory(data) => Source::Memory { data, pos: 0 },
+            RequestBody::File { file, len } => Source::File {
+                reader: BufReader::with_capacity(64 * 1024, file),
+                left: len,
+            },
+        };
+        WsgiInput { source }
     }
 
-    fn rest(&self) -> &[u8] {
-        self.data.get(self.pos..).unwrap_or_default()
+    fn at_end(&self) -> bool {
+        match &self.source {
+            Source::Memory { data, pos } => *pos >= data.len(),
+            Source::File { left, .. } => *left == 0,
+        }
+    }
+
+    /// Up to `n` bytes.
+    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        match &mut self.source {
+            Source::Memory { data, pos } => {
+                let rest = data.get(*pos..).unwrap_or_default();
+                let n = n.min(rest.len());
+                let bytes = PyBytes::new(py, &rest[..n]);
+                *pos += n;
+                Ok(bytes)
+            }
+            Source::File { reader, left } => {
+                let n = (n as u64).min(*left) as usize;
+                let mut buf = vec![0; n];
+                reader.read_exact(&mut buf).map_err(io_error)?;
+                *left -= n as u64;
+                Ok(PyBytes::new(py, &buf))
+            }
+        }
     }
 
     /// Bytes up to and including the next LF, at most `limit`.
-    fn line_len(&self, limit: usize) -> usize {
-        let rest = self.rest();
-        let n = match memchr::memchr(b'\n', rest) {
-            Some(i) => i + 1,
-            None => rest.len(),
-        };
-        n.min(limit)
+    fn line<'py>(&mut self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyBytes>> {
+        match &mut self.source {
+            Source::Memory { data, pos } => {
+                let rest = data.get(*pos..).unwrap_or_default();
+                let n = match memchr::memchr(b'\n', rest) {
+                    Some(i) => i + 1,
+                    None => rest.len(),
+                }
+                .min(limit);
+                let bytes = PyBytes::new(py, &rest[..n]);
+                *pos += n;
+                Ok(bytes)
+            }
+            Source::File { reader, left } => {
+                let max = (limit as u64).min(*left);
+                let mut line = Vec::new();
+                reader
+                    .by_ref()
+                    .take(max)
+                    .read_until(b'\n', &mut line)
+                    .map_err(io_error)?;
+                *left -= line.len() as u64;
+                Ok(PyBytes::new(py, &line))
+            }
+        }
     }
+}
 
-    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
-        let rest = self.rest();
-        let n = n.min(rest.len());
-        let bytes = PyBytes::new(py, &rest[..n]);
-        self.pos += n;
-        bytes
-    }
+fn io_error(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(format!("reading the spooled request body: {e}"))
 }
 
 /// `None` or a negative size means "all".
@@ -49,43 +105,49 @@ fn limit(size: Option<isize>) -> usize {
 #[pymethods]
 impl WsgiInput {
     #[pyo3(signature = (size=None))]
-    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         self.take(py, limit(size))
     }
 
     #[pyo3(signature = (size=None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
-        let n = self.line_len(limit(size));
-        self.take(py, n)
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.line(py, limit(size))
     }
 
     /// `hint` stops after the lines read so far reach that many bytes.
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<isize>) -> Vec<Bound<'py, PyBytes>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let hint = match hint {
             Some(n) if n > 0 => n as usize,
             _ => usize::MAX,
         };
         let mut lines = Vec::new();
         let mut total = 0;
-        while !self.rest().is_empty() && total < hint {
-            let n = self.line_len(usize::MAX);
-            total += n;
-            lines.push(self.take(py, n));
+        while !self.at_end() && total < hint {
+            let line = self.line(py, usize::MAX)?;
+            total += line.as_bytes().len();
+            lines.push(line);
         }
-        lines
+        Ok(lines)
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        if self.rest().is_empty() {
-            return None;
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if self.at_end() {
+            return Ok(None);
         }
-        let n = self.line_len(usize::MAX);
-        Some(self.take(py, n))
+        self.line(py, usize::MAX).map(Some)
     }
 
     fn readable(&self) -> bool {
