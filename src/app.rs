@@ -129,6 +129,9 @@ pub struct ConnSettings {
     pub keep_alive: Duration,
     /// Time allowed from the first byte of a head to its end.
     pub header_timeout: Duration,
+    /// Longest stall (no byte moved) allowed while reading a body or
+    /// writing a response.
+    pub socket_timeout: Duration,
     /// Output buffered before the app's iterable is paused.
     pub high_water: usize,
 }
@@ -140,6 +143,7 @@ impl Default for ConnSettings {
             limit_request_body: 1 << 30,
             keep_alive: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
+            socket_timeout: Duration::from_secs(30),
             high_water: 64 * 1024,
         }
     }

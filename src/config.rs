@@ -47,6 +47,13 @@ pub struct Config {
     /// Largest request body in bytes (413 beyond).
     pub limit_request_body: u64,
     pub graceful_timeout: Duration,
+    /// From the first byte of a request head to its end (408 beyond).
+    pub header_timeout: Duration,
+    /// Longest stall while receiving a body (408) or sending a response
+    /// (the connection is dropped).
+    pub socket_timeout: Duration,
+    /// Connections served at once; past it, accepting pauses.
+    pub max_connections: usize,
     pub log_level: log::LevelFilter,
 }
 
@@ -97,6 +104,12 @@ pub const DEFAULT_BACKLOG: i32 = 2048;
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub const DEFAULT_LIMIT_REQUEST_BODY: u64 = 1 << 30;
 pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A slowloris client trickling a head gets this long in all.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// gunicorn's worker timeout is 30 s; stalls are judged on the same scale.
+pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+/// Enough for 10,000 idle keep-alive clients with room for new ones.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Upper bound for the second-valued flags: far beyond any sensible value,
 /// and small enough that `Instant + Duration` can never overflow (a panic)
 /// in the server's timers.
@@ -118,6 +131,9 @@ impl Config {
             limits: Limits::default(),
             limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
             graceful_timeout: DEFAULT_GRACEFUL_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            socket_timeout: DEFAULT_SOCKET_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             log_level: log::LevelFilter::Info,
         }
     }
@@ -141,6 +157,9 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("", "limit-request-field-size", "BYTES"),
     ("", "limit-request-body", "BYTES"),
     ("", "graceful-timeout", "SECONDS"),
+    ("", "header-timeout", "SECONDS"),
+    ("", "socket-timeout", "SECONDS"),
+    ("", "max-connections", "N"),
     ("", "log-level", "LEVEL"),
     ("h", "help", ""),
     ("V", "version", ""),
@@ -177,6 +196,15 @@ Options (defaults in brackets):
       --graceful-timeout SECONDS
                          time in-flight responses get after SIGTERM or
                          SIGINT [30]
+      --header-timeout SECONDS
+                         time a request head may take to arrive, from its
+                         first byte (408 beyond) [10]
+      --socket-timeout SECONDS
+                         longest stall receiving a body (408) or sending a
+                         response (dropped) [30]
+      --max-connections N
+                         connections served at once; past it, accepting
+                         pauses [16384]
       --log-level LEVEL  debug, info, warning, error or critical [info]
   -h, --help             print this help and exit
   -V, --version          print the version and exit
@@ -293,6 +321,16 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
     if let Some(v) = last("graceful-timeout") {
         c.graceful_timeout = parse_seconds("graceful-timeout", &v)?;
     }
+    if let Some(v) = last("header-timeout") {
+        c.header_timeout = parse_positive_seconds("header-timeout", &v)?;
+    }
+    if let Some(v) = last("socket-timeout") {
+        c.socket_timeout = parse_positive_seconds("socket-timeout", &v)?;
+    }
+    if let Some(v) = last("max-connections") {
+        let n = parse_uint("max-connections", &v, 1, 1 << 20, "an integer 1-1048576")?;
+        c.max_connections = n as usize;
+    }
     if let Some(v) = last("log-level") {
         c.log_level = parse_log_level(&v)?;
     }
@@ -384,6 +422,12 @@ fn parse_uint(opt: &str, v: &str, min: u64, max: u64, expected: &str) -> Result<
 
 fn parse_seconds(opt: &str, v: &str) -> Result<Duration, UsageError> {
     let n = parse_uint(opt, v, 0, MAX_SECONDS, "whole seconds 0-86400")?;
+    Ok(Duration::from_secs(n))
+}
+
+/// A timeout that cannot be switched off: 0 would answer every request 408.
+fn parse_positive_seconds(opt: &str, v: &str) -> Result<Duration, UsageError> {
+    let n = parse_uint(opt, v, 1, MAX_SECONDS, "whole seconds 1-86400")?;
     Ok(Duration::from_secs(n))
 }
 

@@ -124,6 +124,9 @@ pub struct Conn<S, R: Response> {
     idle_until: Option<Instant>,
     /// Pulls left in the current `drive`.
     budget: u32,
+    /// When a byte last moved in either direction: stalls are measured
+    /// from here.
+    last_io: Instant,
 }
 
 impl<S: Stream, R: Response> Conn<S, R> {
@@ -147,6 +150,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             out: OutQueue::new(),
             idle_until,
             budget: PULL_BUDGET,
+            last_io: now,
         }
     }
 
@@ -193,7 +197,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     return Progress::Closed;
                 }
                 Step::Yield => {
-                    return match self.out.write_to(&mut self.stream) {
+                    return match self.flush(ctx) {
                         Ok(true) => Progress::Yield,
                         // The writable event resumes us.
                         Ok(false) => Progress::Open,
@@ -208,7 +212,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     if self.out.is_empty() {
                         return Progress::Open;
                     }
-                    match self.out.write_to(&mut self.stream) {
+                    match self.flush(ctx) {
                         Ok(true) => continue,
                         Ok(false) => return Progress::Open,
                         Err(e) => {
@@ -222,19 +226,35 @@ impl<S: Stream, R: Response> Conn<S, R> {
         }
     }
 
+    /// Writes queued output, noting progress for the stall timeout.
+    fn flush(&mut self, ctx: &Ctx<'_>) -> io::Result<bool> {
+        let before = self.out.len();
+        let result = self.out.write_to(&mut self.stream);
+        if self.out.len() != before {
+            self.last_io = ctx.now;
+        }
+        result
+    }
+
     /// The next instant at which `on_timeout` has something to do.
     pub fn deadline(&self) -> Option<Instant> {
+        let stall = self.last_io + self.settings.socket_timeout;
         match self.state {
-            State::Head { since: None } if self.out.is_empty() => self.idle_until,
-            State::Head { since: Some(t) } => Some(t + self.settings.header_timeout),
             State::Linger { until, .. } => Some(until),
+            // Output the client is not reading, whatever else goes on.
+            _ if !self.out.is_empty() => Some(stall),
+            State::Head { since: None } => self.idle_until,
+            // From the head's first byte: a trickle does not extend it.
+            State::Head { since: Some(t) } => Some(t + self.settings.header_timeout),
+            State::Body { .. } => Some(stall),
             _ => None,
         }
     }
 
     /// Applies an expired deadline: an idle keep-alive connection closes
-    /// quietly, a head that did not arrive in time gets 408, a lingering
-    /// close ends.
+    /// quietly; a head or body that does not arrive in time gets 408; a
+    /// client that stops reading our output is dropped (the app's iterable
+    /// is closed); a lingering close ends.
     pub fn on_timeout(&mut self, ctx: &Ctx<'_>) -> Progress {
         let Some(deadline) = self.deadline() else {
             return Progress::Open;
@@ -243,12 +263,17 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Progress::Open;
         }
         match self.state {
-            State::Head { since: Some(_) } => {
-                log::debug!("request head from {} timed out", self.peer);
+            State::Head { since: Some(_) } | State::Body { .. } if self.out.is_empty() => {
+                log::info!("{}: request not received in time", self.peer);
                 self.fail(HttpError::RequestTimeout, ctx);
+                // The 408 gets its own stall period, no more.
+                self.last_io = ctx.now;
                 Progress::Open
             }
             _ => {
+                if !self.out.is_empty() && !matches!(self.state, State::Linger { .. }) {
+                    log::info!("{}: client stopped reading; dropped", self.peer);
+                }
                 self.abort();
                 Progress::Closed
             }
@@ -299,6 +324,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
             }
             Ok(_) => {
+                self.last_io = ctx.now;
                 if let State::Head {
                     since: since @ None,
                 } = &mut self.state
@@ -442,7 +468,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 log::debug!("{} closed mid-body", self.peer);
                 Step::Close
             }
-            Ok(_) => Step::Continue,
+            Ok(_) => {
+                self.last_io = ctx.now;
+                Step::Continue
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Blocked,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
             Err(e) => {

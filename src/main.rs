@@ -82,10 +82,14 @@ fn run(config: &Config) -> ExitCode {
             limits: config.limits,
             limit_request_body: config.limit_request_body,
             keep_alive: config.keep_alive,
+            header_timeout: config.header_timeout,
+            socket_timeout: config.socket_timeout,
             ..ConnSettings::default()
         },
         graceful_timeout: config.graceful_timeout,
+        max_connections: config.max_connections,
     };
+    raise_open_files_limit(config.max_connections);
     // Bind before importing the app: a taken port fails fast, without
     // running the app's import-time side effects.
     let server = match Server::bind(&config.binds, config.backlog, settings) {
@@ -134,6 +138,22 @@ fn run(config: &Config) -> ExitCode {
             Err(e) => fail(format_args!("event loop failed: {e}")),
         }
     })
+}
+
+/// Each connection is a file descriptor: lift the soft limit (often 1024)
+/// to the hard one so `--max-connections` can be reached, and say so when
+/// even that is too low.
+fn raise_open_files_limit(max_connections: usize) {
+    // Listeners, the poll and signal fds, Python's own files, spooled bodies.
+    const SPARE: u64 = 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < max_connections as u64 + SPARE => log::warn!(
+            "open-files limit is {limit}: fewer than --max-connections {max_connections} \
+             clients can be served at once (accepting pauses at the limit)"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open-files limit: {e}"),
+    }
 }
 
 fn describe_spec(config: &Config) -> String {

@@ -157,11 +157,22 @@ impl Drop for Listener {
     }
 }
 
+/// Whether the server takes new connections right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Accepting {
+    Open,
+    /// `--max-connections` reached: resume when one closes.
+    Full,
+    /// Out of file descriptors: resume at this instant, not in a busy loop.
+    Backoff(Instant),
+}
+
 /// What the server runs with, beyond what each connection needs.
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
     pub conn: ConnSettings,
     pub graceful_timeout: Duration,
+    pub max_connections: usize,
 }
 
 /// Bound listening sockets, ready to serve.
@@ -224,7 +235,7 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut dates = DateCache::new();
         let mut draining_since: Option<Instant> = None;
-        let mut accept_paused_until: Option<Instant> = None;
+        let mut accepting = Accepting::Open;
         let mut next_tick = Instant::now() + TICK;
         // Connections that yielded with work left (a streaming iterable).
         let mut ready: VecDeque<usize> = VecDeque::new();
@@ -283,9 +294,9 @@ impl Server {
                 match event.token() {
                     SIGNAL_TOKEN => {}
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
-                        if accept_paused_until.is_none() && draining_since.is_none() {
+                        if accepting == Accepting::Open && draining_since.is_none() {
                             let i = LISTENER_BASE - t;
-                            accept_paused_until = self.accept_all(
+                            accepting = self.accept_all(
                                 i,
                                 &mut conns,
                                 &mut ready,
@@ -316,6 +327,21 @@ impl Server {
                 }
             }
 
+            // A slot freed up: take the clients that queued meanwhile (the
+            // edge-triggered listener will not report them again).
+            if accepting == Accepting::Full
+                && conns.len() < self.settings.max_connections
+                && draining_since.is_none()
+            {
+                accepting = Accepting::Open;
+                for i in 0..self.listeners.len() {
+                    if accepting == Accepting::Open {
+                        accepting =
+                            self.accept_all(i, &mut conns, &mut ready, &conn_settings, app, &ctx);
+                    }
+                }
+            }
+
             if let Some(since) = draining_since {
                 if conns.is_empty() {
                     log::info!("all connections finished; exiting");
@@ -332,14 +358,14 @@ impl Server {
 
             if now >= next_tick {
                 next_tick = now + TICK;
-                if let Some(until) = accept_paused_until {
-                    if now >= until {
-                        accept_paused_until = None;
+                if let Accepting::Backoff(until) = accepting {
+                    if now >= until && draining_since.is_none() {
+                        accepting = Accepting::Open;
                         // Edge-triggered: connections that queued during the
                         // pause raise no new event, so accept them now.
                         for i in 0..self.listeners.len() {
-                            if accept_paused_until.is_none() {
-                                accept_paused_until = self.accept_all(
+                            if accepting == Accepting::Open {
+                                accepting = self.accept_all(
                                     i,
                                     &mut conns,
                                     &mut ready,
@@ -371,8 +397,8 @@ impl Server {
         }
     }
 
-    /// Accepts until the listener would block. Returns when to resume
-    /// accepting if the process ran out of file descriptors.
+    /// Accepts until the listener would block, the connection limit is
+    /// reached, or the process runs out of file descriptors.
     fn accept_all<A: App>(
         &self,
         i: usize,
@@ -381,9 +407,28 @@ impl Server {
         settings: &Rc<ConnSettings>,
         app: &mut A,
         ctx: &Ctx<'_>,
-    ) -> Option<Instant> {
-        let listener = self.listeners.get(i)?;
+    ) -> Accepting {
+        let Some(listener) = self.listeners.get(i) else {
+            return Accepting::Open;
+        };
         loop {
+            if conns.len() >= self.settings.max_connections {
+                // At the limit this repeats for every freed slot: warn once.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                let mut first = false;
+                WARNED.call_once(|| first = true);
+                let level = if first {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "{} connections open (--max-connections): not accepting until one closes",
+                    conns.len()
+                );
+                return Accepting::Full;
+            }
             match listener.accept() {
                 Ok((mut socket, peer)) => {
                     let entry = conns.vacant_entry();
@@ -408,11 +453,11 @@ impl Server {
                     let progress = conn.drive(app, ctx);
                     self.settle(key, progress, conns, ready);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     log::error!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    return Some(ctx.now + ACCEPT_BACKOFF);
+                    return Accepting::Backoff(ctx.now + ACCEPT_BACKOFF);
                 }
                 Err(e) => {
                     // ECONNABORTED and friends concern one client only.
