@@ -48,8 +48,10 @@ pub struct Ctx<'a> {
     pub draining: bool,
 }
 
-const READ_SPARE: usize = 16 * 1024;
-const INITIAL_INBUF: usize = 4 * 1024;
+/// Free space wanted before a read. The buffer is not grown (and so not
+/// re-zeroed) while this much is free: a typical head fits many times.
+const READ_SPARE: usize = 2 * 1024;
+const INITIAL_INBUF: usize = 8 * 1024;
 /// After a protocol error we half-close and read what the client still
 /// sends for this long, so our error response is not lost to a TCP reset
 /// triggered by unread input.

@@ -80,9 +80,11 @@ impl InBuf {
         Ok(n)
     }
 
-    /// Releases memory held beyond `keep` bytes while idle.
+    /// Releases memory after a large head or a pipelined burst grew the
+    /// buffer past four times `keep`; a buffer of normal size is kept, so
+    /// steady traffic never reallocates or re-zeroes it.
     pub fn shrink_if_idle(&mut self, keep: usize) {
-        if self.is_empty() && self.data.len() > keep {
+        if self.is_empty() && self.data.len() > 4 * keep {
             self.data.truncate(keep);
             self.data.shrink_to_fit();
         }
