@@ -305,7 +305,12 @@ impl<S: Stream, R: Response> Conn<S, R> {
             }
         }
         if ctx.draining && self.inbuf.is_empty() {
-            return Step::Close;
+            // Finish sending what is queued (a completed response), then go.
+            if self.out.is_empty() {
+                return Step::Close;
+            }
+            self.state = State::Closing;
+            return Step::Continue;
         }
         // Pipelined requests wait in the kernel while our own output is
         // backed up: that is the client's backpressure.
@@ -526,7 +531,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 let keep_alive = keep_alive && version == Version::Http11;
                 let out = self.out.tail();
                 let before = out.len();
-                response::write_internal_error(ctx.date, keep_alive, out);
+                response::write_internal_error(ctx.date, keep_alive, head_request, out);
                 let n = out.len() - before;
                 self.out.commit(n);
                 self.next_request(keep_alive, ctx);
@@ -555,7 +560,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 Err(AppFailure) => {
                     active.response.close();
                     let head_sent = active.framing.is_some();
-                    let keep_alive = active.keep_alive && active.version == Version::Http11;
+                    let keep_alive =
+                        active.keep_alive && !ctx.draining && active.version == Version::Http11;
                     if head_sent {
                         // Too late for a 500: cut the connection so the
                         // client sees a truncated response, not a whole one.
@@ -563,7 +569,12 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     } else {
                         let out = self.out.tail();
                         let before = out.len();
-                        response::write_internal_error(ctx.date, keep_alive, out);
+                        response::write_internal_error(
+                            ctx.date,
+                            keep_alive,
+                            active.head_request,
+                            out,
+                        );
                         let n = out.len() - before;
                         self.out.commit(n);
                         self.next_request(keep_alive, ctx);
@@ -586,6 +597,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         head.content_length,
                     );
                     active.keep_alive = active.keep_alive
+                        && !ctx.draining
                         && !head.close
                         && !matches!(framing, ResponseFraming::UntilClose);
                     if let ResponseFraming::Length(n) = framing {
@@ -676,7 +688,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// After a response: wait for the next request or close.
     fn next_request(&mut self, keep_alive: bool, ctx: &Ctx<'_>) {
         if keep_alive && !ctx.draining {
-            self.state = State::Head { since: None };
+            // Bytes of the next request already here (pipelined) start its
+            // head clock now; otherwise the idle clock runs.
+            let since = (!self.inbuf.is_empty()).then_some(ctx.now);
+            self.state = State::Head { since };
             self.idle_until = Some(ctx.now + self.settings.keep_alive);
         } else {
             self.state = State::Closing;
@@ -710,7 +725,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         log::error!("cannot spool a request body to disk: {err}");
         let out = self.out.tail();
         let before = out.len();
-        response::write_internal_error(ctx.date, false, out);
+        response::write_internal_error(ctx.date, false, false, out);
         let n = out.len() - before;
         self.out.commit(n);
         self.state = State::Closing;

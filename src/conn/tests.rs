@@ -1,1 +1,1921 @@
+//! Connection state machine tests: a scripted mock socket, a stub app that
+//! records what it is asked and counts `next()`/`close()` calls, and a tiny
+//! response parser for what went out on the wire.
 
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::{Conn, Ctx, Progress, State, Stream};
+use crate::app::{
+    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
+};
+use crate::http::parse::Version;
+
+const DATE: &[u8] = b"Tue, 24 Nov 2026 09:00:00 GMT";
+const DATE_STR: &str = "Tue, 24 Nov 2026 09:00:00 GMT";
+
+// ---------------------------------------------------------------------------
+// Mock stream
+// ---------------------------------------------------------------------------
+
+/// One scripted read result.
+#[derive(Debug, Clone)]
+enum In {
+    /// Bytes handed out (possibly over several reads if the buffer is small).
+    Data(Vec<u8>),
+    /// One read returns WouldBlock.
+    WouldBlock,
+    /// Every read from here on returns Ok(0).
+    Eof,
+    /// One read fails with this kind.
+    Error(ErrorKind),
+}
+
+fn data(bytes: &[u8]) -> In {
+    In::Data(bytes.to_vec())
+}
+
+struct MockStream {
+    input: VecDeque<In>,
+    /// Everything accepted by write calls, in order.
+    written: Vec<u8>,
+    /// Write calls that accepted at least one byte.
+    write_calls: usize,
+    /// Most bytes accepted by one write call (across all slices).
+    per_call: usize,
+    /// WouldBlock on every other write call.
+    alternate: bool,
+    block_next: bool,
+    /// WouldBlock once this many bytes were written in total, until cleared.
+    block_after: Option<usize>,
+    /// Fail with this error once this many bytes were written in total.
+    fail_after: Option<(usize, ErrorKind)>,
+    shutdown: bool,
+}
+
+impl MockStream {
+    fn new(input: Vec<In>) -> Self {
+        MockStream {
+            input: input.into(),
+            written: Vec::new(),
+            write_calls: 0,
+            per_call: usize::MAX,
+            alternate: false,
+            block_next: false,
+            block_after: None,
+            fail_after: None,
+            shutdown: false,
+        }
+    }
+
+    fn per_call(mut self, n: usize) -> Self {
+        self.per_call = n;
+        self
+    }
+
+    fn alternate(mut self) -> Self {
+        self.alternate = true;
+        self
+    }
+
+    fn block_after(mut self, n: usize) -> Self {
+        self.block_after = Some(n);
+        self
+    }
+
+    fn fail_after(mut self, n: usize, kind: ErrorKind) -> Self {
+        self.fail_after = Some((n, kind));
+        self
+    }
+
+    /// Steps and bytes not yet read: part of the progress signature.
+    fn input_left(&self) -> (usize, usize) {
+        let bytes = self
+            .input
+            .iter()
+            .map(|s| match s {
+                In::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        (self.input.len(), bytes)
+    }
+}
+
+impl Read for MockStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.input.front_mut() {
+            None => Err(ErrorKind::WouldBlock.into()),
+            Some(In::Eof) => Ok(0),
+            Some(In::Data(d)) => {
+                assert!(!d.is_empty(), "empty Data step would read as EOF");
+                assert!(!buf.is_empty(), "read with an empty buffer");
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                d.drain(..n);
+                if d.is_empty() {
+                    self.input.pop_front();
+                }
+                Ok(n)
+            }
+            Some(In::WouldBlock) => {
+                self.input.pop_front();
+                Err(ErrorKind::WouldBlock.into())
+            }
+            Some(In::Error(kind)) => {
+                let kind = *kind;
+                self.input.pop_front();
+                Err(kind.into())
+            }
+        }
+    }
+}
+
+impl Write for MockStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.shutdown {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+        let mut allowed = self.per_call;
+        if let Some((at, kind)) = self.fail_after {
+            if self.written.len() >= at {
+                return Err(kind.into());
+            }
+            allowed = allowed.min(at - self.written.len());
+        }
+        if let Some(at) = self.block_after {
+            if self.written.len() >= at {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            allowed = allowed.min(at - self.written.len());
+        }
+        if self.alternate {
+            if self.block_next {
+                self.block_next = false;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.block_next = true;
+        }
+        let mut n = 0;
+        for b in bufs {
+            if n == allowed {
+                break;
+            }
+            let take = b.len().min(allowed - n);
+            self.written.extend_from_slice(&b[..take]);
+            n += take;
+        }
+        self.write_calls += 1;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for MockStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown = true;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stub application
+// ---------------------------------------------------------------------------
+
+/// One scripted result of `Response::next`.
+#[derive(Debug, Clone)]
+enum Act {
+    Head {
+        status: u16,
+        content_length: Option<u64>,
+        close: bool,
+    },
+    Data(Vec<u8>),
+    Fail,
+    End,
+}
+
+fn head(status: u16, content_length: Option<u64>) -> Act {
+    Act::Head {
+        status,
+        content_length,
+        close: false,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    /// Every event at hand (`ready()` is true), like a WSGI list body.
+    Acts(Vec<Act>),
+    /// A generator: `ready()` is false, each `next()` runs app code.
+    Gen(Vec<Act>),
+    /// `App::call` itself fails.
+    CallFails,
+}
+
+/// The same events, produced by a generator.
+fn slow(route: Route) -> Route {
+    match route {
+        Route::Acts(acts) => Route::Gen(acts),
+        other => other,
+    }
+}
+
+/// Fixed body with Content-Length.
+fn fixed(body: &[u8]) -> Route {
+    Route::Acts(vec![
+        head(200, Some(body.len() as u64)),
+        Act::Data(body.to_vec()),
+        Act::End,
+    ])
+}
+
+/// Deterministic, position-dependent bytes so reordering or loss shows.
+fn pattern(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+        .collect()
+}
+
+/// `n` chunks of `size` bytes, no Content-Length (chunked on HTTP/1.1).
+fn chunks(n: usize, size: usize) -> Route {
+    let mut acts = vec![head(200, None)];
+    acts.extend((0..n).map(|i| Act::Data(pattern(size, i))));
+    acts.push(Act::End);
+    Route::Acts(acts)
+}
+
+fn chunks_body(n: usize, size: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| pattern(size, i)).collect()
+}
+
+#[derive(Default)]
+struct Stats {
+    calls: Cell<usize>,
+    /// Responses handed to the connection.
+    responses: Cell<usize>,
+    nexts: Cell<usize>,
+    closes: Cell<usize>,
+    /// next() after close/End/Fail, or close() twice on one response.
+    misuse: Cell<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recorded {
+    method: Vec<u8>,
+    target: Vec<u8>,
+    version: Version,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+struct StubApp {
+    routes: HashMap<Vec<u8>, Route>,
+    requests: Vec<Recorded>,
+    stats: Rc<Stats>,
+}
+
+impl StubApp {
+    fn new() -> Self {
+        StubApp {
+            routes: HashMap::new(),
+            requests: Vec::new(),
+            stats: Rc::new(Stats::default()),
+        }
+    }
+
+    fn route(mut self, path: &str, route: Route) -> Self {
+        self.routes.insert(path.as_bytes().to_vec(), route);
+        self
+    }
+}
+
+impl App for StubApp {
+    type Response = StubResponse;
+
+    fn call(&mut self, request: Request<'_>) -> Result<StubResponse, AppFailure> {
+        bump(&self.stats.calls);
+        let head = request.head;
+        self.requests.push(Recorded {
+            method: request.method.to_vec(),
+            target: request.target.to_vec(),
+            version: request.version,
+            headers: request
+                .headers
+                .iter()
+                .map(|h| (h.name.get(head).to_vec(), h.value.get(head).to_vec()))
+                .collect(),
+            body: request.body.into_vec().expect("request body"),
+        });
+        // Default: 200 with `ok:<target>` and a Content-Length.
+        let route = self.routes.get(request.target).cloned().unwrap_or_else(|| {
+            let mut body = b"ok:".to_vec();
+            body.extend_from_slice(request.target);
+            fixed(&body)
+        });
+        let (acts, ready) = match route {
+            Route::CallFails => return Err(AppFailure),
+            Route::Acts(acts) => (acts, true),
+            Route::Gen(acts) => (acts, false),
+        };
+        bump(&self.stats.responses);
+        Ok(StubResponse {
+            acts: acts.into(),
+            ready,
+            stats: self.stats.clone(),
+            finished: false,
+            closed: false,
+        })
+    }
+}
+
+struct StubResponse {
+    acts: VecDeque<Act>,
+    ready: bool,
+    stats: Rc<Stats>,
+    finished: bool,
+    closed: bool,
+}
+
+fn bump(c: &Cell<usize>) {
+    c.set(c.get() + 1);
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        304 => "Not Modified",
+        404 => "Not Found",
+        _ => "Whatever",
+    }
+}
+
+impl Response for StubResponse {
+    type Chunk = Vec<u8>;
+
+    fn next(&mut self) -> Result<Event<Vec<u8>>, AppFailure> {
+        bump(&self.stats.nexts);
+        if self.closed || self.finished {
+            bump(&self.stats.misuse);
+        }
+        match self.acts.pop_front() {
+            Some(Act::Head {
+                status,
+                content_length,
+                close,
+            }) => {
+                let mut header_lines = b"Content-Type: text/plain\r\n".to_vec();
+                if let Some(n) = content_length {
+                    header_lines.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+                }
+                Ok(Event::Head(ResponseHead {
+                    status,
+                    status_line: format!("{status} {}", reason(status)).into_bytes(),
+                    header_lines,
+                    content_length,
+                    has_date: false,
+                    has_server: false,
+                    close,
+                }))
+            }
+            Some(Act::Data(d)) => Ok(Event::Data(d)),
+            Some(Act::Fail) => {
+                self.finished = true;
+                Err(AppFailure)
+            }
+            Some(Act::End) | None => {
+                self.finished = true;
+                Ok(Event::End)
+            }
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.ready
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            bump(&self.stats.misuse);
+        }
+        self.closed = true;
+        bump(&self.stats.closes);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+struct Harness {
+    conn: Conn<MockStream, StubResponse>,
+    app: StubApp,
+    now: Instant,
+    draining: bool,
+}
+
+impl Harness {
+    fn new(app: StubApp, stream: MockStream) -> Self {
+        Self::with_settings(ConnSettings::default(), app, stream)
+    }
+
+    fn with_settings(settings: ConnSettings, app: StubApp, stream: MockStream) -> Self {
+        let now = Instant::now();
+        let conn = Conn::new(
+            stream,
+            Peer::Unix,
+            Rc::new(Local::Unix("/tmp/test.sock".into())),
+            Rc::new(settings),
+            now,
+        );
+        Harness {
+            conn,
+            app,
+            now,
+            draining: false,
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'static> {
+        Ctx {
+            now: self.now,
+            date: DATE,
+            draining: self.draining,
+        }
+    }
+
+    /// One `drive`; the clock follows real time (the pull time budget is
+    /// measured from `ctx.now`) unless a test moved it ahead.
+    fn drive(&mut self) -> Progress {
+        self.now = self.now.max(Instant::now());
+        let ctx = self.ctx();
+        self.conn.drive(&mut self.app, &ctx)
+    }
+
+    fn signature(&self) -> impl PartialEq {
+        let s = self.conn.stream();
+        (
+            s.input_left(),
+            s.written.len(),
+            s.shutdown,
+            self.app.stats.calls.get(),
+            self.app.stats.nexts.get(),
+        )
+    }
+
+    /// Drives until Closed or until two drives in a row change nothing
+    /// (Yield is driven again like the server does).
+    fn run(&mut self) -> Progress {
+        let mut idle_rounds = 0;
+        for _ in 0..200_000 {
+            let before = self.signature();
+            let p = self.drive();
+            if p == Progress::Closed {
+                return p;
+            }
+            if self.signature() == before {
+                idle_rounds += 1;
+                if idle_rounds == 2 {
+                    return p;
+                }
+            } else {
+                idle_rounds = 0;
+            }
+        }
+        panic!("connection never settled");
+    }
+
+    fn stream(&self) -> &MockStream {
+        self.conn.stream()
+    }
+
+    fn stream_mut(&mut self) -> &mut MockStream {
+        self.conn.stream_mut()
+    }
+
+    fn feed(&mut self, steps: Vec<In>) {
+        self.stream_mut().input.extend(steps);
+    }
+
+    fn written(&self) -> &[u8] {
+        &self.stream().written
+    }
+
+    fn stats(&self) -> Rc<Stats> {
+        self.app.stats.clone()
+    }
+}
+
+/// Every response the app produced was closed exactly once, and never
+/// pulled after it ended or was closed.
+fn assert_closed_once(stats: &Stats) {
+    assert_eq!(
+        stats.closes.get(),
+        stats.responses.get(),
+        "close() calls vs responses"
+    );
+    assert_eq!(
+        stats.misuse.get(),
+        0,
+        "next() after end/close or double close"
+    );
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+// ---------------------------------------------------------------------------
+// Response parser
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    chunked: bool,
+    /// The body is whole (chunked: the 0-chunk arrived; length: all bytes).
+    complete: bool,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        let mut found = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let first = found.next().map(|(_, v)| v.as_str());
+        assert!(found.next().is_none(), "header {name} repeated");
+        first
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses one response from the front of `buf`; returns it and the bytes it
+/// used. Bodies: none for HEAD/1xx/204/304, else chunked, Content-Length or
+/// up to the end of `buf`.
+fn parse_response(buf: &[u8], head_request: bool) -> (Resp, usize) {
+    let end = find(buf, b"\r\n\r\n").unwrap_or_else(|| {
+        panic!(
+            "no complete response head in {:?}",
+            String::from_utf8_lossy(buf)
+        )
+    });
+    let text = std::str::from_utf8(&buf[..end]).expect("ASCII head");
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    assert!(
+        status_line.starts_with("HTTP/1.1 ") && status_line.len() >= 12,
+        "bad status line {status_line:?}"
+    );
+    let status: u16 = status_line[9..12].parse().expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("bad header line {l:?}"));
+            (n.to_string(), v.to_string())
+        })
+        .collect();
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+        chunked: false,
+        complete: true,
+    };
+    let mut pos = end + 4;
+    if head_request || status < 200 || status == 204 || status == 304 {
+        return (resp, pos);
+    }
+    if resp.header("Transfer-Encoding") == Some("chunked") {
+        resp.chunked = true;
+        resp.complete = false;
+        while let Some(eol) = find(&buf[pos..], b"\r\n") {
+            let size_text = std::str::from_utf8(&buf[pos..pos + eol]).expect("chunk size");
+            let size = usize::from_str_radix(size_text, 16).expect("hex chunk size");
+            if size == 0 {
+                assert_eq!(
+                    buf.get(pos + eol + 2..pos + eol + 4),
+                    Some(&b"\r\n"[..]),
+                    "last-chunk without final CRLF"
+                );
+                pos += eol + 4;
+                resp.complete = true;
+                break;
+            }
+            let start = pos + eol + 2;
+            if buf.len() < start + size + 2 {
+                resp.body.extend_from_slice(&buf[start.min(buf.len())..]);
+                pos = buf.len();
+                break;
+            }
+            resp.body.extend_from_slice(&buf[start..start + size]);
+            assert_eq!(&buf[start + size..start + size + 2], b"\r\n", "chunk CRLF");
+            pos = start + size + 2;
+        }
+        return (resp, pos);
+    }
+    if let Some(cl) = resp.header("Content-Length") {
+        let n: usize = cl.parse().expect("Content-Length");
+        let have = (buf.len() - pos).min(n);
+        resp.body = buf[pos..pos + have].to_vec();
+        resp.complete = have == n;
+        return (resp, pos + have);
+    }
+    resp.body = buf[pos..].to_vec();
+    (resp, buf.len())
+}
+
+/// Parses back-to-back responses to non-HEAD requests, using every byte.
+fn parse_all(buf: &[u8]) -> Vec<Resp> {
+    let mut pos = 0;
+    let mut all = Vec::new();
+    while pos < buf.len() {
+        let (r, n) = parse_response(&buf[pos..], false);
+        pos += n;
+        all.push(r);
+    }
+    all
+}
+
+fn assert_server_headers(r: &Resp) {
+    assert_eq!(r.header("Date"), Some(DATE_STR));
+    assert_eq!(r.header("Server"), Some("rwsgi-lite"));
+}
+
+// ---------------------------------------------------------------------------
+// 1. Simple keep-alive GET
+// ---------------------------------------------------------------------------
+
+#[test]
+fn simple_get_keep_alive_then_second_request() {
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/a"))]));
+    assert_eq!(h.run(), Progress::Open);
+    let expected = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+         Server: rwsgi-lite\r\nDate: {DATE_STR}\r\n\r\nok:/a"
+    );
+    assert_eq!(String::from_utf8_lossy(h.written()), expected);
+    assert_eq!(
+        h.app.requests,
+        vec![Recorded {
+            method: b"GET".to_vec(),
+            target: b"/a".to_vec(),
+            version: Version::Http11,
+            headers: vec![(b"Host".to_vec(), b"t".to_vec())],
+            body: Vec::new(),
+        }]
+    );
+    assert!(!h.stream().shutdown);
+    assert!(h.conn.is_idle());
+
+    h.feed(vec![data(&get("/second"))]);
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    for r in &rs {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Connection"), None);
+        assert_server_headers(r);
+        assert!(r.complete);
+    }
+    assert_eq!(rs[1].body, b"ok:/second");
+    assert_eq!(rs[1].header("Content-Length"), Some("10"));
+    assert_eq!(h.app.requests.len(), 2);
+    assert!(!h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 2. Byte by byte
+// ---------------------------------------------------------------------------
+
+fn two_requests() -> Vec<u8> {
+    cat(&[
+        b"POST /form?x=1 HTTP/1.1\r\nHost: example\r\nX-Multi:  a b \r\n\
+          Content-Length: 11\r\n\r\nhello world",
+        &get("/next"),
+    ])
+}
+
+#[test]
+fn request_byte_by_byte_matches_whole() {
+    let mut whole = Harness::new(StubApp::new(), MockStream::new(vec![data(&two_requests())]));
+    assert_eq!(whole.run(), Progress::Open);
+
+    let mut steps = Vec::new();
+    for (i, b) in two_requests().iter().enumerate() {
+        steps.push(In::Data(vec![*b]));
+        steps.push(In::WouldBlock);
+        if i % 5 == 0 {
+            steps.push(In::Error(ErrorKind::Interrupted));
+        }
+    }
+    let mut slow = Harness::new(StubApp::new(), MockStream::new(steps));
+    assert_eq!(slow.run(), Progress::Open);
+    assert_eq!(slow.stream().input_left(), (0, 0));
+
+    assert_eq!(whole.app.requests.len(), 2);
+    assert_eq!(whole.app.requests[0].body, b"hello world");
+    assert_eq!(
+        whole.app.requests[0].headers[1],
+        (b"X-Multi".to_vec(), b"a b".to_vec())
+    );
+    assert_eq!(slow.app.requests, whole.app.requests);
+    assert_eq!(slow.written(), whole.written());
+    assert_eq!(parse_all(whole.written()).len(), 2);
+    assert_closed_once(&slow.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 3. Pipelining
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pipelined_three_requests_one_read_one_write() {
+    let input = cat(&[&get("/1"), &get("/2"), &get("/3")]);
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    let bodies: Vec<&[u8]> = rs.iter().map(|r| r.body.as_slice()).collect();
+    assert_eq!(bodies, vec![&b"ok:/1"[..], b"ok:/2", b"ok:/3"]);
+    let targets: Vec<&[u8]> = h.app.requests.iter().map(|r| r.target.as_slice()).collect();
+    assert_eq!(targets, vec![&b"/1"[..], b"/2", b"/3"]);
+    assert_eq!(
+        h.stream().write_calls,
+        1,
+        "ready pipelined responses should leave in one vectored write"
+    );
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn generator_output_is_flushed_before_each_pull() {
+    let acts = vec![
+        head(200, None),
+        Act::Data(b"one".to_vec()),
+        Act::Data(b"two".to_vec()),
+        Act::Data(b"three".to_vec()),
+        Act::End,
+    ];
+    for (route, writes) in [(Route::Acts(acts.clone()), 1), (Route::Gen(acts), 5)] {
+        let app = StubApp::new().route("/g", route);
+        let mut h = Harness::new(app, MockStream::new(vec![data(&get("/g"))]));
+        assert_eq!(h.run(), Progress::Open);
+        let (r, used) = parse_response(h.written(), false);
+        assert_eq!(used, h.written().len());
+        assert!(r.complete);
+        assert_eq!(r.body, b"onetwothree");
+        // A generator's head and each chunk leave before the app runs again;
+        // a ready body is written at once.
+        assert_eq!(h.stream().write_calls, writes);
+        assert_closed_once(&h.stats());
+    }
+}
+
+#[test]
+fn generator_yields_after_pull_budget() {
+    let app = StubApp::new().route("/g", slow(chunks(100, 10)));
+    let mut h = Harness::new(app, MockStream::new(vec![data(&get("/g"))]));
+    assert_eq!(h.drive(), Progress::Yield);
+    let pulled = h.stats().nexts.get();
+    assert!((1..=16).contains(&pulled), "{pulled} pulls in one drive");
+    assert!(h.conn.out.is_empty(), "output flushed before yielding");
+    let (partial, _) = parse_response(h.written(), false);
+    assert!(!partial.complete);
+    assert_eq!(partial.body, chunks_body(pulled - 1, 10));
+    assert_eq!(h.run(), Progress::Open);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(r.complete);
+    assert_eq!(r.body, chunks_body(100, 10));
+    assert_closed_once(&h.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 4. Short writes
+// ---------------------------------------------------------------------------
+
+fn mixed_app() -> StubApp {
+    StubApp::new()
+        .route("/big", chunks(3, 1500))
+        .route("/gen", slow(chunks(4, 1200)))
+        .route(
+            "/split",
+            Route::Acts(vec![
+                head(200, Some(3000)),
+                Act::Data(pattern(2000, 1)),
+                Act::Data(Vec::new()),
+                Act::Data(pattern(1000, 2)),
+                Act::End,
+            ]),
+        )
+        .route(
+            "/tiny-chunks",
+            Route::Acts(vec![
+                head(404, None),
+                Act::Data(b"a".to_vec()),
+                Act::Data(Vec::new()),
+                Act::Data(b"bc".to_vec()),
+                Act::End,
+            ]),
+        )
+}
+
+fn mixed_input() -> Vec<u8> {
+    cat(&[
+        &get("/small"),
+        &get("/big"),
+        &get("/split"),
+        &get("/gen"),
+        &get("/tiny-chunks"),
+        &get("/last"),
+    ])
+}
+
+fn run_mixed(stream: MockStream, high_water: usize) -> (Vec<u8>, Progress) {
+    let settings = ConnSettings {
+        high_water,
+        ..Default::default()
+    };
+    let mut h = Harness::with_settings(settings, mixed_app(), stream);
+    let p = h.run();
+    assert_eq!(h.app.requests.len(), 6);
+    assert_closed_once(&h.stats());
+    (h.written().to_vec(), p)
+}
+
+#[test]
+fn short_writes_are_byte_identical() {
+    let (reference, p) = run_mixed(MockStream::new(vec![data(&mixed_input())]), 64 * 1024);
+    assert_eq!(p, Progress::Open);
+    let rs = parse_all(&reference);
+    assert_eq!(rs.len(), 6);
+    assert!(rs.iter().all(|r| r.complete));
+    assert_eq!(rs[1].body, chunks_body(3, 1500));
+    assert!(rs[1].chunked);
+    assert_eq!(rs[2].body, cat(&[&pattern(2000, 1), &pattern(1000, 2)]));
+    assert_eq!(rs[3].body, chunks_body(4, 1200));
+    assert_eq!(rs[4].status, 404);
+    assert_eq!(rs[4].body, b"abc");
+    assert_eq!(rs[5].body, b"ok:/last");
+
+    for (per_call, alternate, high_water) in [
+        (1, true, 64 * 1024),
+        (7, true, 64 * 1024),
+        (7, false, 64 * 1024),
+        (1000, true, 64 * 1024),
+        (1, true, 100),
+        (7, false, 1),
+        (4096, true, 2048),
+    ] {
+        let mut s = MockStream::new(vec![data(&mixed_input())]).per_call(per_call);
+        if alternate {
+            s = s.alternate();
+        }
+        let (out, p) = run_mixed(s, high_water);
+        assert_eq!(p, Progress::Open);
+        assert!(
+            out == reference,
+            "output differs with per_call={per_call} alternate={alternate} hw={high_water}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Backpressure
+// ---------------------------------------------------------------------------
+
+#[test]
+fn blocked_writer_pauses_the_app() {
+    // A list-like body (high water decides) and a generator (flushed
+    // before every pull).
+    for generator in [false, true] {
+        blocked_writer_pauses(generator);
+    }
+}
+
+fn blocked_writer_pauses(generator: bool) {
+    const N: usize = 75;
+    const SIZE: usize = 4096;
+    let settings = ConnSettings {
+        high_water: 8 * 1024,
+        ..Default::default()
+    };
+    let route = if generator {
+        slow(chunks(N, SIZE))
+    } else {
+        chunks(N, SIZE)
+    };
+    let app = StubApp::new().route("/big", route);
+    let stream = MockStream::new(vec![data(&get("/big"))]).block_after(20_000);
+    let mut h = Harness::with_settings(settings, app, stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.written().len(), 20_000);
+    let pulled = h.stats().nexts.get();
+    // 20000 written + under 8 KiB + one chunk queued: about 7 chunks.
+    assert!(
+        (3..=10).contains(&pulled),
+        "next() called {pulled} times while the writer is blocked (generator: {generator})"
+    );
+    assert!(
+        h.conn.out.len() < 8 * 1024 + SIZE + 64,
+        "{}",
+        h.conn.out.len()
+    );
+    for _ in 0..5 {
+        assert_eq!(h.drive(), Progress::Open, "generator: {generator}");
+    }
+    assert_eq!(h.stats().nexts.get(), pulled, "pulled while blocked");
+    assert_eq!(h.stats().closes.get(), 0);
+
+    h.stream_mut().block_after = None;
+    assert_eq!(h.run(), Progress::Open);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(r.chunked && r.complete);
+    assert_eq!(r.body, chunks_body(N, SIZE));
+    assert_eq!(h.stats().nexts.get(), N + 2);
+    assert_closed_once(&h.stats());
+    assert!(h.conn.is_idle());
+}
+
+// ---------------------------------------------------------------------------
+// 6. Broken pipe / reset while writing
+// ---------------------------------------------------------------------------
+
+#[test]
+fn write_error_mid_response_closes_once() {
+    for kind in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+        let app = StubApp::new().route("/big", chunks(100, 4096));
+        let stream = MockStream::new(vec![data(&get("/big"))]).fail_after(10_000, kind);
+        let mut h = Harness::new(app, stream);
+        assert_eq!(h.run(), Progress::Closed, "{kind:?}");
+        assert_eq!(h.written().len(), 10_000);
+        assert!(h.stats().nexts.get() < 100);
+        assert_eq!(h.stats().closes.get(), 1, "{kind:?}");
+        let stats = h.stats();
+        drop(h);
+        assert_closed_once(&stats);
+    }
+}
+
+#[test]
+fn write_error_after_response_end_does_not_close_twice() {
+    // The whole response is queued (End pulled, close() already called)
+    // before the write fails.
+    let app = StubApp::new().route("/f", fixed(&pattern(5000, 3)));
+    let stream =
+        MockStream::new(vec![data(&get("/f"))]).fail_after(100, ErrorKind::ConnectionReset);
+    let mut h = Harness::new(app, stream);
+    assert_eq!(h.run(), Progress::Closed);
+    assert_eq!(h.stats().closes.get(), 1);
+    let stats = h.stats();
+    drop(h);
+    assert_closed_once(&stats);
+}
+
+#[test]
+fn read_errors_close_silently() {
+    // Reset while idle, and while a body is being read.
+    let cases: Vec<Vec<In>> = vec![
+        vec![In::Error(ErrorKind::ConnectionReset)],
+        vec![
+            data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"),
+            In::WouldBlock,
+            In::Error(ErrorKind::ConnectionReset),
+        ],
+        vec![
+            data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab"),
+            In::Eof,
+        ],
+        vec![data(b"GET / HTTP/1.1\r\nHo"), In::Eof],
+    ];
+    for steps in cases {
+        let mut h = Harness::new(StubApp::new(), MockStream::new(steps.clone()));
+        assert_eq!(h.run(), Progress::Closed, "{steps:?}");
+        assert!(h.written().is_empty(), "{steps:?}");
+        assert_eq!(h.stats().calls.get(), 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7, 8. Malformed requests
+// ---------------------------------------------------------------------------
+
+/// The whole output is one canned error reply with Connection: close.
+fn assert_single_error(h: &Harness, status: u16) {
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1, "{:?}", String::from_utf8_lossy(h.written()));
+    assert_eq!(rs[0].status, status);
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+    assert_server_headers(&rs[0]);
+    assert!(rs[0].complete);
+    assert!(h.stream().shutdown, "shutdown_write not called");
+    assert_eq!(h.stats().calls.get(), 0, "app was called");
+}
+
+#[test]
+fn malformed_header_gets_400_and_pipelined_request_is_dropped() {
+    let input = cat(&[
+        b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+        &get("/ok"),
+    ]);
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    assert_single_error(&h, 400);
+    assert_eq!(
+        String::from_utf8_lossy(h.written()),
+        format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\
+             Date: {DATE_STR}\r\nServer: rwsgi-lite\r\nConnection: close\r\n\r\nBad Request\n"
+        )
+    );
+    // Lingering: reads and discards until EOF or the linger deadline.
+    assert!(matches!(h.conn.state, State::Linger { .. }));
+    let deadline = h.conn.deadline().expect("linger deadline");
+    h.feed(vec![data(&get("/late"))]);
+    assert_eq!(h.run(), Progress::Open);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    assert_eq!(h.stats().calls.get(), 0);
+    assert_eq!(parse_all(h.written()).len(), 1);
+
+    // With EOF after the bad request, the linger ends at once.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 400);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_400() {
+    let input = cat(&[
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\
+          Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        &get("/smuggled"),
+    ]);
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 400);
+}
+
+#[test]
+fn other_protocol_errors_answer_and_close() {
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n".to_vec(), 505),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
+            501,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+            400,
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000)).into_bytes(),
+            414,
+        ),
+    ];
+    for (input, status) in cases {
+        let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input), In::Eof]));
+        assert_eq!(h.run(), Progress::Closed);
+        assert_single_error(&h, status);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. Body limit
+// ---------------------------------------------------------------------------
+
+fn limited(limit: u64) -> ConnSettings {
+    ConnSettings {
+        limit_request_body: limit,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn content_length_over_limit_is_413() {
+    let input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world";
+    let mut h = Harness::with_settings(
+        limited(10),
+        StubApp::new(),
+        MockStream::new(vec![data(input), In::Eof]),
+    );
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 413);
+
+    // Exactly at the limit is fine.
+    let input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhelloworld";
+    let mut h = Harness::with_settings(
+        limited(10),
+        StubApp::new(),
+        MockStream::new(vec![data(input)]),
+    );
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.app.requests[0].body, b"helloworld");
+    assert_eq!(parse_all(h.written())[0].status, 200);
+}
+
+#[test]
+fn chunked_body_over_limit_is_413() {
+    let head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let steps = vec![
+        data(head),
+        In::WouldBlock,
+        data(b"6\r\nhello \r\n"),
+        In::WouldBlock,
+        data(b"5\r\nworld\r\n0\r\n\r\n"),
+        In::Eof,
+    ];
+    let mut h = Harness::with_settings(limited(10), StubApp::new(), MockStream::new(steps));
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 413);
+
+    // Ten bytes in chunks: accepted.
+    let steps = vec![
+        data(head),
+        In::WouldBlock,
+        data(b"5\r\nhello\r\n"),
+        In::WouldBlock,
+        data(b"5\r\nworld\r\n0\r\n\r\n"),
+    ];
+    let mut h = Harness::with_settings(limited(10), StubApp::new(), MockStream::new(steps));
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.app.requests[0].body, b"helloworld");
+}
+
+// ---------------------------------------------------------------------------
+// 10. Bodies split at every position
+// ---------------------------------------------------------------------------
+
+#[test]
+fn chunked_body_split_at_every_position() {
+    let input = cat(&[
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+        &get("/after"),
+    ]);
+    let mut reference: Option<Vec<u8>> = None;
+    for split in 0..=input.len() {
+        let mut steps = Vec::new();
+        for part in [&input[..split], &input[split..]] {
+            if !part.is_empty() {
+                steps.push(data(part));
+                steps.push(In::WouldBlock);
+            }
+        }
+        let mut h = Harness::new(StubApp::new(), MockStream::new(steps));
+        assert_eq!(h.run(), Progress::Open, "split {split}");
+        assert_eq!(h.app.requests.len(), 2, "split {split}");
+        assert_eq!(h.app.requests[0].body, b"hello world", "split {split}");
+        assert_eq!(h.app.requests[1].target, b"/after", "split {split}");
+        assert!(h.app.requests[1].body.is_empty());
+        match &reference {
+            None => reference = Some(h.written().to_vec()),
+            Some(r) => assert_eq!(h.written(), r.as_slice(), "split {split}"),
+        }
+    }
+}
+
+#[test]
+fn length_body_split_at_every_position() {
+    let input = cat(&[
+        b"PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world",
+        &get("/after"),
+    ]);
+    for split in 0..=input.len() {
+        let mut steps = Vec::new();
+        for part in [&input[..split], &input[split..]] {
+            if !part.is_empty() {
+                steps.push(data(part));
+                steps.push(In::WouldBlock);
+            }
+        }
+        let mut h = Harness::new(StubApp::new(), MockStream::new(steps));
+        assert_eq!(h.run(), Progress::Open, "split {split}");
+        let bodies: Vec<&[u8]> = h.app.requests.iter().map(|r| r.body.as_slice()).collect();
+        assert_eq!(bodies, vec![&b"hello world"[..], b""], "split {split}");
+        assert_eq!(h.app.requests[1].target, b"/after");
+        assert_eq!(parse_all(h.written()).len(), 2);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 11. Expect: 100-continue
+// ---------------------------------------------------------------------------
+
+#[test]
+fn expect_100_continue() {
+    let head = b"POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(head)]));
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.written(), b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(h.stats().calls.get(), 0);
+    // The body only comes once the client has seen the 100.
+    h.feed(vec![data(b"hel"), In::WouldBlock, data(b"lo")]);
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    assert_eq!(rs[0].status, 100);
+    assert_eq!(rs[1].status, 200);
+    assert_eq!(rs[1].body, b"ok:/e");
+    assert_eq!(h.app.requests[0].body, b"hello");
+
+    // Body already sent with the head: no 100.
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(&cat(&[head, b"hello"]))]),
+    );
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status, 200);
+}
+
+// ---------------------------------------------------------------------------
+// 12. HEAD
+// ---------------------------------------------------------------------------
+
+#[test]
+fn head_request_sends_no_body() {
+    let app = StubApp::new()
+        .route("/a", fixed(b"hello"))
+        .route("/c", chunks(2, 100));
+    let input = cat(&[
+        b"HEAD /a HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"HEAD /c HTTP/1.1\r\nHost: t\r\n\r\n",
+        &get("/b"),
+    ]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let out = h.written().to_vec();
+    let (r1, n1) = parse_response(&out, true);
+    assert_eq!(r1.status, 200);
+    assert_eq!(r1.header("Content-Length"), Some("5"));
+    assert_eq!(r1.header("Connection"), None);
+    let (r2, n2) = parse_response(&out[n1..], true);
+    assert_eq!(r2.status, 200);
+    assert_eq!(r2.header("Transfer-Encoding"), None);
+    let (r3, n3) = parse_response(&out[n1 + n2..], false);
+    assert_eq!(r3.body, b"ok:/b");
+    assert_eq!(n1 + n2 + n3, out.len(), "stray body bytes after HEAD");
+    assert!(!h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 13. Application failures
+// ---------------------------------------------------------------------------
+
+#[test]
+fn app_failure_before_head_gives_500_and_keeps_connection() {
+    let app = StubApp::new()
+        .route("/fail", Route::Acts(vec![Act::Fail]))
+        .route("/callfail", Route::CallFails);
+    let input = cat(&[&get("/fail"), &get("/callfail"), &get("/ok")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 3);
+    for r in &rs[..2] {
+        assert_eq!(r.status, 500);
+        assert_eq!(r.header("Connection"), None);
+        assert_eq!(r.body, b"Internal Server Error\n");
+        assert_server_headers(r);
+    }
+    assert_eq!(rs[2].status, 200);
+    assert_eq!(rs[2].body, b"ok:/ok");
+    assert!(!h.stream().shutdown);
+    assert_eq!(h.stats().closes.get(), 2);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn app_failure_after_head_truncates_and_closes() {
+    let app = StubApp::new().route(
+        "/fail",
+        Route::Acts(vec![
+            head(200, None),
+            Act::Data(b"first".to_vec()),
+            Act::Data(pattern(2000, 5)),
+            Act::Fail,
+        ]),
+    );
+    let input = cat(&[&get("/fail"), &get("/next")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert_eq!(r.status, 200);
+    assert!(r.chunked);
+    assert!(!r.complete, "a failed response must not look complete");
+    assert_eq!(r.body, cat(&[b"first", &pattern(2000, 5)]));
+    assert!(!h.written().ends_with(b"0\r\n\r\n"));
+    assert!(h.stream().shutdown);
+    assert_eq!(
+        h.app.requests.len(),
+        1,
+        "pipelined request served after failure"
+    );
+    assert_eq!(h.stats().closes.get(), 1);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn app_protocol_violations_close_connection() {
+    let bad = [
+        // A second head.
+        vec![head(200, None), Act::Data(b"x".to_vec()), head(200, None)],
+        // Data before the head.
+        vec![Act::Data(b"x".to_vec())],
+        // End without a head.
+        vec![Act::End],
+    ];
+    for acts in bad {
+        let app = StubApp::new().route("/bad", Route::Acts(acts.clone()));
+        let input = cat(&[&get("/bad"), &get("/next")]);
+        let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+        assert_eq!(h.run(), Progress::Closed, "{acts:?}");
+        assert!(h.stream().shutdown);
+        assert_eq!(h.app.requests.len(), 1, "{acts:?}");
+        assert_closed_once(&h.stats());
+        assert_eq!(h.stats().closes.get(), 1);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 14. Content-Length mismatches
+// ---------------------------------------------------------------------------
+
+#[test]
+fn body_longer_than_content_length_is_cut_and_closes() {
+    let app = StubApp::new().route(
+        "/long",
+        Route::Acts(vec![
+            head(200, Some(5)),
+            Act::Data(b"hel".to_vec()),
+            Act::Data(b"lo world".to_vec()),
+            Act::Data(pattern(3000, 1)),
+            Act::End,
+        ]),
+    );
+    let input = cat(&[&get("/long"), &get("/next")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(r.body, b"hello");
+    assert_eq!(used, h.written().len(), "bytes beyond Content-Length sent");
+    assert!(h.stream().shutdown);
+    assert_eq!(h.app.requests.len(), 1);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn body_shorter_than_content_length_closes() {
+    let app = StubApp::new().route(
+        "/short",
+        Route::Acts(vec![
+            head(200, Some(10)),
+            Act::Data(b"hello".to_vec()),
+            Act::End,
+        ]),
+    );
+    let input = cat(&[&get("/short"), &get("/next")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert_eq!(r.body, b"hello");
+    assert!(!r.complete);
+    assert!(h.stream().shutdown);
+    assert_eq!(h.app.requests.len(), 1);
+    assert_closed_once(&h.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 15. HTTP/1.0 and Connection handling
+// ---------------------------------------------------------------------------
+
+#[test]
+fn http10_without_keep_alive_closes() {
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(b"GET /x HTTP/1.0\r\n\r\n"), In::Eof]),
+    );
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+    assert_eq!(rs[0].body, b"ok:/x");
+    assert!(h.stream().shutdown);
+    assert_eq!(h.app.requests[0].version, Version::Http10);
+}
+
+#[test]
+fn http10_keep_alive_stays_open() {
+    let req = b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(req)]));
+    assert_eq!(h.run(), Progress::Open);
+    h.feed(vec![data(req)]);
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    for r in &rs {
+        assert_eq!(r.header("Connection"), Some("keep-alive"));
+        assert_eq!(r.body, b"ok:/x");
+    }
+    assert!(!h.stream().shutdown);
+}
+
+#[test]
+fn http10_keep_alive_500_closes() {
+    // The canned 500 has no `Connection: keep-alive`, so the connection
+    // cannot persist for an HTTP/1.0 client.
+    for route in [Route::Acts(vec![Act::Fail]), Route::CallFails] {
+        let app = StubApp::new().route("/f", route);
+        let input = cat(&[
+            b"GET /f HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ]);
+        let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+        assert_eq!(h.run(), Progress::Closed);
+        let rs = parse_all(h.written());
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].status, 500);
+        assert_eq!(rs[0].header("Connection"), Some("close"));
+        assert!(h.stream().shutdown);
+        assert_eq!(h.app.requests.len(), 1);
+        assert_closed_once(&h.stats());
+    }
+}
+
+#[test]
+fn http10_without_content_length_is_close_delimited() {
+    let app = StubApp::new().route("/c", chunks(3, 10));
+    let req = b"GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    let mut h = Harness::new(app, MockStream::new(vec![data(req), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert_eq!(r.header("Transfer-Encoding"), None);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_eq!(r.body, chunks_body(3, 10));
+    assert!(h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn connection_close_from_client_or_app() {
+    // Client asks to close.
+    let req = b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(req), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    assert_eq!(
+        parse_all(h.written())[0].header("Connection"),
+        Some("close")
+    );
+    assert!(h.stream().shutdown);
+
+    // The app asks to close.
+    let app = StubApp::new().route(
+        "/x",
+        Route::Acts(vec![
+            Act::Head {
+                status: 200,
+                content_length: Some(2),
+                close: true,
+            },
+            Act::Data(b"hi".to_vec()),
+            Act::End,
+        ]),
+    );
+    let input = cat(&[&get("/x"), &get("/y")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+    assert_eq!(h.app.requests.len(), 1);
+
+    // Keep-alive disabled in the settings.
+    let settings = ConnSettings {
+        keep_alive: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut h = Harness::with_settings(
+        settings,
+        StubApp::new(),
+        MockStream::new(vec![data(&input), In::Eof]),
+    );
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+}
+
+#[test]
+fn no_body_statuses_drop_app_data() {
+    let app = StubApp::new()
+        .route(
+            "/204",
+            Route::Acts(vec![head(204, None), Act::Data(b"x".to_vec()), Act::End]),
+        )
+        .route(
+            "/304",
+            Route::Acts(vec![
+                head(304, Some(3)),
+                Act::Data(b"abc".to_vec()),
+                Act::End,
+            ]),
+        );
+    let input = cat(&[&get("/204"), &get("/304"), &get("/z")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 3);
+    assert_eq!(rs[0].status, 204);
+    assert_eq!(rs[0].header("Transfer-Encoding"), None);
+    assert_eq!(rs[1].status, 304);
+    assert_eq!(rs[2].body, b"ok:/z");
+    assert_closed_once(&h.stats());
+}
+
+// ---------------------------------------------------------------------------
+// 16. EOF after a complete request
+// ---------------------------------------------------------------------------
+
+#[test]
+fn eof_after_request_still_answers() {
+    let app = StubApp::new().route("/big", chunks(20, 4096));
+    let input = vec![data(&get("/big")), In::Eof];
+    // A slow writer, so the EOF is met while output is still queued.
+    let stream = MockStream::new(input).per_call(1000).alternate();
+    let settings = ConnSettings {
+        high_water: 4096,
+        ..Default::default()
+    };
+    let mut h = Harness::with_settings(settings, app, stream);
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(r.complete);
+    assert_eq!(r.body, chunks_body(20, 4096));
+    assert!(h.stream().shutdown);
+    let stats = h.stats();
+    drop(h);
+    assert_closed_once(&stats);
+    assert_eq!(stats.closes.get(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 17. Timeouts
+// ---------------------------------------------------------------------------
+
+/// `deadline` is `from + span`, give or take the real time the drives took.
+fn assert_deadline_near(deadline: Instant, from: Instant, span: Duration) {
+    assert!(
+        deadline <= from + span && deadline + Duration::from_secs(1) > from + span,
+        "deadline {deadline:?} not about {span:?} after {from:?}"
+    );
+}
+
+#[test]
+fn partial_head_times_out_with_408() {
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(b"GET / HT")]));
+    let fresh = h.conn.deadline().expect("fresh conn deadline");
+    assert_eq!(fresh, h.now + Duration::from_secs(10));
+    assert_eq!(h.run(), Progress::Open);
+    let deadline = h.conn.deadline().expect("head deadline");
+    assert_deadline_near(deadline, h.now, ConnSettings::default().header_timeout);
+    // More bytes of the same head do not extend it.
+    h.feed(vec![data(b"TP/1.1\r\n")]);
+    h.now += Duration::from_secs(3);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.deadline(), Some(deadline));
+
+    // Not yet.
+    h.now = deadline - Duration::from_millis(1);
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    assert!(h.written().is_empty());
+
+    h.now = deadline;
+    // The server drives after on_timeout returns Open.
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    h.feed(vec![In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 408);
+}
+
+#[test]
+fn idle_keep_alive_times_out_silently() {
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/"))]));
+    assert_eq!(h.run(), Progress::Open);
+    let written = h.written().len();
+    let deadline = h.conn.deadline().expect("keep-alive deadline");
+    assert_deadline_near(deadline, h.now, ConnSettings::default().keep_alive);
+    h.now = deadline - Duration::from_millis(1);
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    assert_eq!(h.written().len(), written);
+    assert!(!h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn stalled_body_times_out_with_408() {
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        )]),
+    );
+    assert_eq!(h.run(), Progress::Open);
+    let socket_timeout = ConnSettings::default().socket_timeout;
+    let first = h.conn.deadline().expect("no deadline for a stalled body");
+    assert_deadline_near(first, h.now, socket_timeout);
+    // A byte of progress pushes the stall deadline back.
+    h.now += Duration::from_secs(20);
+    h.feed(vec![data(b"d")]);
+    assert_eq!(h.run(), Progress::Open);
+    let deadline = h.conn.deadline().expect("deadline");
+    assert!(deadline > first);
+    assert_deadline_near(deadline, h.now, socket_timeout);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    h.feed(vec![In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    assert_single_error(&h, 408);
+}
+
+#[test]
+fn client_not_reading_is_dropped_and_response_closed() {
+    let app = StubApp::new().route("/big", slow(chunks(100, 4096)));
+    let stream = MockStream::new(vec![data(&get("/big"))]).block_after(10_000);
+    let mut h = Harness::new(app, stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert!(matches!(h.conn.state, State::Respond(_)));
+    let deadline = h.conn.deadline().expect("stall deadline while writing");
+    assert_deadline_near(deadline, h.now, ConnSettings::default().socket_timeout);
+    h.now = deadline - Duration::from_millis(1);
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    assert_eq!(h.stats().closes.get(), 1);
+    let stats = h.stats();
+    drop(h);
+    assert_closed_once(&stats);
+}
+
+#[test]
+
+fn pipelined_partial_head_times_out_with_408() {
+    let input = cat(&[&get("/a"), b"GET /b HT"]);
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let before = h.written().len();
+    assert_eq!(parse_all(h.written()).len(), 1);
+    let deadline = h.conn.deadline().expect("deadline");
+    h.now = deadline;
+    // Expected: like any partial head, 408 (Open, then drive flushes it).
+    // Got: treated as an idle keep-alive conn, closed with nothing sent.
+    assert_eq!(
+        h.conn.on_timeout(&h.ctx()),
+        Progress::Open,
+        "closed silently"
+    );
+    h.feed(vec![In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(&h.written()[before..]);
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status, 408);
+}
+
+// ---------------------------------------------------------------------------
+// 18. Draining
+// ---------------------------------------------------------------------------
+
+#[test]
+fn drain_closes_idle_connections() {
+    // Fresh connection.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.on_drain(), Progress::Closed);
+    assert!(h.written().is_empty());
+
+    // After a keep-alive response.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/"))]));
+    assert_eq!(h.run(), Progress::Open);
+    let n = h.written().len();
+    assert_eq!(h.conn.on_drain(), Progress::Closed);
+    assert_eq!(h.written().len(), n);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn drain_mid_body_finishes_with_connection_close() {
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(
+            b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc",
+        )]),
+    );
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.on_drain(), Progress::Open);
+    h.draining = true;
+    h.feed(vec![data(b"def"), In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].body, b"ok:/p");
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+    assert_eq!(h.app.requests[0].body, b"abcdef");
+}
+
+#[test]
+fn drain_mid_response_finishes_and_closes() {
+    // The head went out before draining started; the rest is delivered and
+    // the connection then closes instead of serving the pipelined request.
+    let settings = ConnSettings {
+        high_water: 4096,
+        ..Default::default()
+    };
+    let app = StubApp::new().route("/big", chunks(10, 4096));
+    let input = cat(&[&get("/big"), &get("/next")]);
+    let stream = MockStream::new(vec![data(&input)]).block_after(5000);
+    let mut h = Harness::with_settings(settings, app, stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.on_drain(), Progress::Open);
+    h.draining = true;
+    h.stream_mut().block_after = None;
+    h.feed(vec![In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(r.complete);
+    assert_eq!(r.body, chunks_body(10, 4096));
+    assert_eq!(h.app.requests.len(), 1);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+
+fn drain_head_written_after_drain_says_close() {
+    // Calibrate: the exact size L of the queued chunked response to /c.
+    let route = Route::Acts(vec![head(200, None), Act::Data(pattern(100, 0)), Act::End]);
+    let mut cal = Harness::new(
+        StubApp::new().route("/c", route.clone()),
+        MockStream::new(vec![data(&get("/c"))]).block_after(0),
+    );
+    cal.run();
+    let l = cal.conn.out.len();
+    assert!(l > 100);
+
+    // With high_water = L - 2, the 5-byte last-chunk pushes the queue over
+    // high water right as /c ends, so /next is dispatched but its head is
+    // not pulled yet.
+    let settings = ConnSettings {
+        high_water: l - 2,
+        ..Default::default()
+    };
+    let input = cat(&[&get("/c"), &get("/next")]);
+    let stream = MockStream::new(vec![data(&input)]).block_after(0);
+    let mut h = Harness::with_settings(settings, StubApp::new().route("/c", route), stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.app.requests.len(), 2);
+    assert!(
+        matches!(&h.conn.state, State::Respond(a) if a.framing.is_none()),
+        "setup: the second head must not be pulled yet"
+    );
+    assert_eq!(h.conn.on_drain(), Progress::Open);
+    h.draining = true;
+    h.stream_mut().block_after = None;
+    h.feed(vec![In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    assert_eq!(rs[0].header("Connection"), None);
+    assert_eq!(rs[1].body, b"ok:/next");
+    assert_eq!(
+        rs[1].header("Connection"),
+        Some("close"),
+        "head written while draining, then the connection closed"
+    );
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+
+fn drain_flushes_queued_response() {
+    // The response is fully pulled (End seen, state back to Head) but only
+    // partly written when the drain starts.
+    let body = pattern(20_000, 9);
+    let app = StubApp::new().route("/f", fixed(&body));
+    let stream = MockStream::new(vec![data(&get("/f"))]).block_after(1000);
+    let mut h = Harness::new(app, stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.written().len(), 1000);
+    assert_eq!(h.conn.on_drain(), Progress::Open, "output still queued");
+    h.draining = true;
+    h.stream_mut().block_after = None;
+    h.run();
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(
+        r.complete,
+        "response truncated at {} of {} body bytes",
+        r.body.len(),
+        body.len()
+    );
+    assert_eq!(r.body, body);
+}
+
+// ---------------------------------------------------------------------------
+// 19. Dropping a connection
+// ---------------------------------------------------------------------------
+
+#[test]
+fn drop_mid_response_closes_once() {
+    let app = StubApp::new().route("/big", chunks(100, 4096));
+    let stream = MockStream::new(vec![data(&get("/big"))]).block_after(3000);
+    let mut h = Harness::new(app, stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert!(matches!(h.conn.state, State::Respond(_)));
+    assert_eq!(h.stats().closes.get(), 0);
+    let Harness { conn, app, .. } = h;
+    drop(conn);
+    assert_eq!(app.stats.closes.get(), 1);
+    assert_closed_once(&app.stats);
+}
+
+#[test]
+fn drop_after_timeout_or_error_does_not_close_again() {
+    // A finished keep-alive connection.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/"))]));
+    assert_eq!(h.run(), Progress::Open);
+    let stats = h.stats();
+    drop(h);
+    assert_eq!(stats.closes.get(), 1);
+    assert_closed_once(&stats);
+
+    // Write failure mid-response, then drop.
+    let app = StubApp::new().route("/big", chunks(100, 4096));
+    let stream = MockStream::new(vec![data(&get("/big"))]).fail_after(5000, ErrorKind::BrokenPipe);
+    let mut h = Harness::new(app, stream);
+    assert_eq!(h.run(), Progress::Closed);
+    // Driving a closed connection is harmless.
+    assert_eq!(h.drive(), Progress::Closed);
+    let stats = h.stats();
+    drop(h);
+    assert_eq!(stats.closes.get(), 1);
+    assert_closed_once(&stats);
+}
+
+// ---------------------------------------------------------------------------
+// More suspected bugs
+// ---------------------------------------------------------------------------
+
+#[test]
+
+fn head_request_500_has_no_body() {
+    for route in [Route::Acts(vec![Act::Fail]), Route::CallFails] {
+        let app = StubApp::new().route("/fail", route);
+        let input = cat(&[b"HEAD /fail HTTP/1.1\r\nHost: t\r\n\r\n", &get("/b")]);
+        let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+        assert_eq!(h.run(), Progress::Open);
+        let out = h.written().to_vec();
+        let (r1, n1) = parse_response(&out, true);
+        assert_eq!(r1.status, 500);
+        assert!(
+            out[n1..].starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "after the HEAD 500 head: {:?}",
+            String::from_utf8_lossy(&out[n1..])
+        );
+    }
+}

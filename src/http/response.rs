@@ -39,17 +39,34 @@ pub fn framing(
 /// `Server`, `Connection: close`, blank line, and a one-line body
 /// (the reason phrase).
 pub fn write_error(err: HttpError, date: &[u8], out: &mut Vec<u8>) {
-    write_canned(err.status(), err.reason(), date, false, out);
+    write_canned(err.status(), err.reason(), date, false, true, out);
 }
 
 /// Appends a canned `500 Internal Server Error` reply (same shape as
 /// `write_error`), used when the app fails before sending headers.
 /// `keep_alive` false adds `Connection: close`.
-pub fn write_internal_error(date: &[u8], keep_alive: bool, out: &mut Vec<u8>) {
-    write_canned(500, "Internal Server Error", date, keep_alive, out);
+pub fn write_internal_error(date: &[u8], keep_alive: bool, head_request: bool, out: &mut Vec<u8>) {
+    write_canned(
+        500,
+        "Internal Server Error",
+        date,
+        keep_alive,
+        !head_request,
+        out,
+    );
 }
 
-fn write_canned(status: u16, reason: &str, date: &[u8], keep_alive: bool, out: &mut Vec<u8>) {
+/// `body` false (a HEAD request) keeps the Content-Length of the body a GET
+/// would get, but sends no body: a keep-alive client would otherwise read
+/// those bytes as the start of the next response.
+fn write_canned(
+    status: u16,
+    reason: &str,
+    date: &[u8],
+    keep_alive: bool,
+    body: bool,
+    out: &mut Vec<u8>,
+) {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(num.format(status).as_bytes());
@@ -65,8 +82,10 @@ fn write_canned(status: u16, reason: &str, date: &[u8], keep_alive: bool, out: &
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(reason.as_bytes());
-    out.push(b'\n');
+    if body {
+        out.extend_from_slice(reason.as_bytes());
+        out.push(b'\n');
+    }
 }
 
 #[cfg(test)]
@@ -135,14 +154,14 @@ mod tests {
     #[test]
     fn internal_error() {
         let mut out = Vec::new();
-        write_internal_error(DATE, true, &mut out);
+        write_internal_error(DATE, true, false, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
         assert!(!text.contains("Connection:"));
         assert!(text.contains("Content-Length: 22\r\n"));
         assert!(text.ends_with("\r\n\r\nInternal Server Error\n"));
         let mut out = Vec::new();
-        write_internal_error(DATE, false, &mut out);
+        write_internal_error(DATE, false, false, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\r\nConnection: close\r\n\r\n"));
     }

@@ -17,6 +17,25 @@ use crate::http::url;
 use crate::wsgi::input::WsgiInput;
 use crate::wsgi::latin1;
 
+/// Keys set on every request (REMOTE_PORT is removed again for unix
+/// sockets, which have none).
+const ALWAYS_SET: [&str; 10] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.input",
+];
+
+/// Padding that pushes the base dict's table to the next size (64 slots,
+/// room for 42 keys) so ~20 headers fit without growing it per request.
+const PADDING: usize = 4;
+
 /// Distinct header names cached; beyond this, keys are built per request
 /// (a client sending random names must not grow memory).
 const MAX_CACHED_KEYS: usize = 512;
@@ -49,6 +68,21 @@ impl<'py> EnvironBuilder<'py> {
             "SERVER_SOFTWARE",
             concat!("rwsgi-lite/", env!("CARGO_PKG_VERSION")),
         )?;
+        // Slots for the keys every request sets: in the per-request copy
+        // they are replaced, not inserted, so the dict never grows for them.
+        for key in ALWAYS_SET {
+            base.set_item(key, py.None())?;
+        }
+        // Make the table big enough for the request's headers too: insert
+        // padding keys and delete them again. The copy clones the table
+        // (CPython's fast path for dense dicts), room included, so a
+        // typical request's HTTP_* keys need no resize either.
+        for i in 0..PADDING {
+            base.set_item(format!("rwsgi-lite.padding.{i}"), py.None())?;
+        }
+        for i in 0..PADDING {
+            base.del_item(format!("rwsgi-lite.padding.{i}"))?;
+        }
         Ok(EnvironBuilder {
             py,
             base,
@@ -63,13 +97,13 @@ impl<'py> EnvironBuilder<'py> {
     pub fn build(&mut self, req: &mut Request<'_>) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let env = self.base.copy()?;
-        env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method))?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method)?)?;
         let (path, query) = url::split_target(req.target);
         self.path.clear();
         url::percent_decode_into(path, &mut self.path);
-        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &self.path))?;
-        env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
-        env.set_item(intern!(py, "RAW_URI"), latin1(py, req.target))?;
+        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &self.path)?)?;
+        env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query)?)?;
+        env.set_item(intern!(py, "RAW_URI"), latin1(py, req.target)?)?;
         env.set_item(
             intern!(py, "SERVER_PROTOCOL"),
             match req.version {
@@ -108,7 +142,7 @@ impl<'py> EnvironBuilder<'py> {
                     }
                 },
             };
-            let value = latin1(py, value);
+            let value = latin1(py, value)?;
             match env.get_item(&key)? {
                 // Repeated fields are one list (RFC 9110 5.3).
                 Some(old) if !key.is(intern!(py, "CONTENT_TYPE")) => {
@@ -169,6 +203,7 @@ impl<'py> EnvironBuilder<'py> {
             }
             Peer::Unix => {
                 env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
+                env.del_item(intern!(py, "REMOTE_PORT"))?;
             }
         }
         Ok(())

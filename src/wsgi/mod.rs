@@ -85,19 +85,33 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
 
 /// Decodes bytes as latin-1 (every byte maps to one code point), as PEP
 /// 3333 requires for environ values.
-pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if bytes.is_ascii() {
-        if let Ok(s) = std::str::from_utf8(bytes) {
-            return PyString::new(py, s);
-        }
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: the pointer and length describe a live slice for the whole
+    // call (CPython copies it); a NULL `errors` means "strict", which cannot
+    // fail for latin-1; the result is a new reference (or NULL with an
+    // exception set, turned into Err), and PyUnicode_DecodeLatin1 returns a
+    // str, so the unchecked cast holds.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
-    let s: String = bytes.iter().map(|&b| b as char).collect();
-    PyString::new(py, &s)
 }
 
 /// Encodes a str as latin-1 bytes; code points above U+00FF are an error,
 /// as PEP 3333 requires for status and header strings.
 pub fn latin1_bytes(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
+    // Nearly every status and header is ASCII, whose UTF-8 form CPython
+    // hands out without copying.
+    if let Ok(text) = s.to_str() {
+        if text.is_ascii() {
+            out.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+    }
     let text = s.to_cow()?;
     for ch in text.chars() {
         let c = ch as u32;
