@@ -3,13 +3,15 @@
 //! objects are cached by header name, so a typical request creates no key
 //! strings at all.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use pyo3::intern;
+// Header names come from clients, but the cache is bounded
+// (MAX_CACHED_KEYS), so a fast non-DoS-resistant hash is fine here.
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use rustc_hash::FxHashMap;
 
 use crate::app::{Local, Peer, Request};
 use crate::http::parse::Version;
@@ -43,7 +45,7 @@ const MAX_CACHED_KEYS: usize = 512;
 pub struct EnvironBuilder<'py> {
     py: Python<'py>,
     base: Bound<'py, PyDict>,
-    http_keys: HashMap<Vec<u8>, Bound<'py, PyString>>,
+    http_keys: FxHashMap<Vec<u8>, Bound<'py, PyString>>,
     /// SERVER_NAME / SERVER_PORT of the last listener seen.
     server: Option<(Rc<Local>, Bound<'py, PyString>, Bound<'py, PyString>)>,
     /// REMOTE_ADDR of the last peer address seen (often the same proxy).
@@ -86,7 +88,7 @@ impl<'py> EnvironBuilder<'py> {
         Ok(EnvironBuilder {
             py,
             base,
-            http_keys: HashMap::new(),
+            http_keys: FxHashMap::default(),
             server: None,
             remote: None,
             path: Vec::with_capacity(256),

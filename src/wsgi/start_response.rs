@@ -107,7 +107,11 @@ pub fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRe
     let status = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be str, not {}", type_name(status)))
     })?;
-    let mut head = ResponseHead::default();
+    let mut head = ResponseHead {
+        status_line: Vec::with_capacity(32),
+        header_lines: Vec::with_capacity(256),
+        ..ResponseHead::default()
+    };
     crate::wsgi::latin1_bytes(status, &mut head.status_line)?;
     head.status = parse_status(&head.status_line).ok_or_else(|| {
         PyValueError::new_err(format!(
@@ -116,92 +120,117 @@ pub fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRe
         ))
     })?;
 
-    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
-        list.iter().collect()
+    if let Ok(list) = headers.cast::<PyList>() {
+        for item in list.iter() {
+            add_header(&mut head, &item)?;
+        }
     } else if let Ok(tuple) = headers.cast::<PyTuple>() {
-        tuple.iter().collect()
+        for item in tuple.iter() {
+            add_header(&mut head, &item)?;
+        }
     } else {
         return Err(PyTypeError::new_err(format!(
             "headers must be a list of (name, value) tuples, not {}",
             type_name(headers)
         )));
-    };
-    let mut name = Vec::with_capacity(32);
-    let lines = &mut head.header_lines;
-    for item in items {
-        let pair = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "each header must be a (name, value) tuple, not {}",
-                type_name(&item)
-            ))
-        })?;
-        if pair.len() != 2 {
-            return Err(PyValueError::new_err(format!(
-                "each header must be a (name, value) tuple, got {} items",
-                pair.len()
-            )));
-        }
-        let (n, v) = (pair.get_item(0)?, pair.get_item(1)?);
-        let n = n
-            .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err("header name must be str"))?;
-        let v = v
-            .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err(format!("value of header {n} must be str")))?;
-        name.clear();
-        crate::wsgi::latin1_bytes(n, &mut name)?;
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(PyValueError::new_err(format!("invalid header name {n:?}")));
-        }
-        let value_start = lines.len() + name.len() + 2;
-        lines.extend_from_slice(&name);
-        lines.extend_from_slice(b": ");
-        crate::wsgi::latin1_bytes(v, lines)?;
-        let value = &lines[value_start..];
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7F) {
-            return Err(PyValueError::new_err(format!(
-                "header {n} has a control character (CR, LF, NUL...) in its value"
-            )));
-        }
-        let value = trim(value).to_vec();
-        let lower = name.to_ascii_lowercase();
-        match lower.as_slice() {
-            b"content-length" => {
-                let n = parse_length(&value).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "invalid Content-Length {:?}",
-                        String::from_utf8_lossy(&value)
-                    ))
-                })?;
-                if head.content_length.is_some_and(|old| old != n) {
-                    return Err(PyValueError::new_err("conflicting Content-Length headers"));
-                }
-                head.content_length = Some(n);
-            }
-            b"date" => head.has_date = true,
-            b"server" => head.has_server = true,
-            b"connection" => {
-                if value.eq_ignore_ascii_case(b"close") {
-                    // We write our own Connection header; drop the app's.
-                    lines.truncate(value_start - name.len() - 2);
-                    head.close = true;
-                    continue;
-                }
-                return Err(PyValueError::new_err(format!(
-                    "hop-by-hop header Connection: {} is not allowed from a WSGI app",
-                    String::from_utf8_lossy(&value)
-                )));
-            }
-            other if HOP_BY_HOP.contains(&other) => {
-                return Err(PyValueError::new_err(format!(
-                    "hop-by-hop header {n} is not allowed from a WSGI app"
-                )));
-            }
-            _ => {}
-        }
-        lines.extend_from_slice(b"\r\n");
     }
     Ok(head)
+}
+
+/// Validates one `(name, value)` pair and appends `Name: value\r\n`,
+/// noting the fields the server must know about.
+fn add_header(head: &mut ResponseHead, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let pair = item.cast::<PyTuple>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "each header must be a (name, value) tuple, not {}",
+            type_name(item)
+        ))
+    })?;
+    if pair.len() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "each header must be a (name, value) tuple, got {} items",
+            pair.len()
+        )));
+    }
+    let (n, v) = (pair.get_item(0)?, pair.get_item(1)?);
+    let n = n
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("header name must be str"))?;
+    let v = v
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("value of header {n} must be str")))?;
+    let lines = &mut head.header_lines;
+    let line_start = lines.len();
+    crate::wsgi::latin1_bytes(n, lines)?;
+    let name_end = lines.len();
+    let name = &lines[line_start..name_end];
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err(PyValueError::new_err(format!("invalid header name {n:?}")));
+    }
+    lines.extend_from_slice(b": ");
+    let value_start = lines.len();
+    crate::wsgi::latin1_bytes(v, lines)?;
+    let value = &lines[value_start..];
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7F) {
+        return Err(PyValueError::new_err(format!(
+            "header {n} has a control character (CR, LF, NUL...) in its value"
+        )));
+    }
+    // Only a few names matter to the server; their lengths sort most
+    // headers out before any comparison.
+    let name = &lines[line_start..name_end];
+    let special = match name.len() {
+        4 if name.eq_ignore_ascii_case(b"date") => Special::Date,
+        6 if name.eq_ignore_ascii_case(b"server") => Special::Server,
+        10 if name.eq_ignore_ascii_case(b"connection") => Special::Connection,
+        14 if name.eq_ignore_ascii_case(b"content-length") => Special::ContentLength,
+        _ if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) => {
+            return Err(PyValueError::new_err(format!(
+                "hop-by-hop header {n} is not allowed from a WSGI app"
+            )));
+        }
+        _ => Special::None,
+    };
+    let value = trim(&lines[value_start..]);
+    match special {
+        Special::None => {}
+        Special::Date => head.has_date = true,
+        Special::Server => head.has_server = true,
+        Special::ContentLength => {
+            let len = parse_length(value).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "invalid Content-Length {:?}",
+                    String::from_utf8_lossy(value)
+                ))
+            })?;
+            if head.content_length.is_some_and(|old| old != len) {
+                return Err(PyValueError::new_err("conflicting Content-Length headers"));
+            }
+            head.content_length = Some(len);
+        }
+        Special::Connection => {
+            if value.eq_ignore_ascii_case(b"close") {
+                // We write our own Connection header; drop the app's.
+                head.close = true;
+                lines.truncate(line_start);
+                return Ok(());
+            }
+            return Err(PyValueError::new_err(format!(
+                "hop-by-hop header Connection: {} is not allowed from a WSGI app",
+                String::from_utf8_lossy(value)
+            )));
+        }
+    }
+    lines.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+enum Special {
+    None,
+    Date,
+    Server,
+    Connection,
+    ContentLength,
 }
 
 fn trim(v: &[u8]) -> &[u8] {
