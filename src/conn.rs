@@ -129,6 +129,13 @@ pub struct Conn<S, R: Response> {
     /// When a byte last moved in either direction: stalls are measured
     /// from here.
     last_io: Instant,
+    /// A read in this `drive` returned less than it asked for, so the
+    /// socket was empty: another read now would only say WouldBlock.
+    /// Edge-triggered readiness reports any byte that arrives later.
+    drained: bool,
+    /// The peer has half-closed (the event said so): always read on, to
+    /// see the end of stream.
+    peer_closed: bool,
 }
 
 impl<S: Stream, R: Response> Conn<S, R> {
@@ -153,6 +160,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
             idle_until,
             budget: PULL_BUDGET,
             last_io: now,
+            drained: false,
+            peer_closed: false,
         }
     }
 
@@ -164,6 +173,16 @@ impl<S: Stream, R: Response> Conn<S, R> {
         &mut self.stream
     }
 
+    /// The readiness event said the peer half-closed its side.
+    pub fn on_peer_closed(&mut self) {
+        self.peer_closed = true;
+    }
+
+    /// Output is waiting for the socket to become writable.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// True while no request is in progress: nothing to lose by closing.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head { since: None }) && self.out.is_empty()
@@ -172,6 +191,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// Advances the connection as far as the socket allows.
     pub fn drive<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Progress {
         self.budget = PULL_BUDGET;
+        self.drained = false;
         loop {
             let step = match self.state {
                 State::Head { .. } => self.step_head(app, ctx),
@@ -317,6 +337,9 @@ impl<S: Stream, R: Response> Conn<S, R> {
         if self.out.len() >= self.settings.high_water {
             return Step::Blocked;
         }
+        if self.drained {
+            return Step::Blocked;
+        }
         match self.inbuf.read_from(&mut self.stream, READ_SPARE) {
             Ok(0) => {
                 if !self.inbuf.is_empty() {
@@ -332,6 +355,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             }
             Ok(_) => {
                 self.last_io = ctx.now;
+                self.drained = self.inbuf.last_read_short() && !self.peer_closed;
                 if let State::Head {
                     since: since @ None,
                 } = &mut self.state

@@ -12,6 +12,7 @@ pub struct InBuf {
     start: usize,
     /// End of valid bytes.
     filled: usize,
+    last_read_short: bool,
 }
 
 impl InBuf {
@@ -20,6 +21,7 @@ impl InBuf {
             data: vec![0; n],
             start: 0,
             filled: 0,
+            last_read_short: false,
         }
     }
 
@@ -75,9 +77,17 @@ impl InBuf {
                 self.data.resize(want, 0);
             }
         }
+        let spare = self.data.len() - self.filled;
         let n = r.read(&mut self.data[self.filled..])?;
         self.filled += n;
+        self.last_read_short = n < spare;
         Ok(n)
+    }
+
+    /// The last read returned less than the space offered: the socket had
+    /// nothing more at that moment.
+    pub fn last_read_short(&self) -> bool {
+        self.last_read_short
     }
 
     /// Releases memory after a large head or a pipelined burst grew the

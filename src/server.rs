@@ -51,32 +51,49 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A connected client socket of either family.
-pub enum Socket {
+/// A connected client socket of either family, with the readiness it is
+/// registered for.
+pub struct Socket {
+    kind: SocketKind,
+    /// Registered for writable too. Only while output is blocked: always-on
+    /// write interest under edge triggering wakes the loop for every ACK.
+    write_interest: bool,
+}
+
+enum SocketKind {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
+impl Socket {
+    fn new(kind: SocketKind) -> Self {
+        Socket {
+            kind,
+            write_interest: false,
+        }
+    }
+}
+
 impl io::Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.read(buf),
-            Socket::Unix(s) => s.read(buf),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.read(buf),
+            SocketKind::Unix(s) => s.read(buf),
         }
     }
 }
 
 impl io::Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.write(buf),
-            Socket::Unix(s) => s.write(buf),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.write(buf),
+            SocketKind::Unix(s) => s.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.write_vectored(bufs),
-            Socket::Unix(s) => s.write_vectored(bufs),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.write_vectored(bufs),
+            SocketKind::Unix(s) => s.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -86,30 +103,30 @@ impl io::Write for Socket {
 
 impl Stream for Socket {
     fn shutdown_write(&mut self) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            Socket::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            SocketKind::Unix(s) => s.shutdown(std::net::Shutdown::Write),
         }
     }
 }
 
 impl mio::event::Source for Socket {
     fn register(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.register(r, t, i),
-            Socket::Unix(s) => s.register(r, t, i),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.register(r, t, i),
+            SocketKind::Unix(s) => s.register(r, t, i),
         }
     }
     fn reregister(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.reregister(r, t, i),
-            Socket::Unix(s) => s.reregister(r, t, i),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.reregister(r, t, i),
+            SocketKind::Unix(s) => s.reregister(r, t, i),
         }
     }
     fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.deregister(r),
-            Socket::Unix(s) => s.deregister(r),
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.deregister(r),
+            SocketKind::Unix(s) => s.deregister(r),
         }
     }
 }
@@ -132,11 +149,11 @@ impl Listener {
                 // Responses go out in one write each; Nagle would only add
                 // latency (the 40 ms delayed-ACK stall on small writes).
                 let _ = s.set_nodelay(true);
-                Ok((Socket::Tcp(s), Peer::Tcp(addr)))
+                Ok((Socket::new(SocketKind::Tcp(s)), Peer::Tcp(addr)))
             }
             ListenSocket::Unix(l, _) => {
                 let (s, _) = l.accept()?;
-                Ok((Socket::Unix(s), Peer::Unix))
+                Ok((Socket::new(SocketKind::Unix(s)), Peer::Unix))
             }
         }
     }
@@ -308,6 +325,9 @@ impl Server {
                     }
                     Token(key) => {
                         if let Some(conn) = conns.get_mut(key) {
+                            if event.is_read_closed() {
+                                conn.on_peer_closed();
+                            }
                             let progress = conn.drive(app, &ctx);
                             self.settle(key, progress, &mut conns, &mut ready);
                         }
@@ -433,11 +453,11 @@ impl Server {
                 Ok((mut socket, peer)) => {
                     let entry = conns.vacant_entry();
                     let key = entry.key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut socket,
-                        Token(key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut socket, Token(key), Interest::READABLE)
+                    {
                         log::warn!("cannot register connection: {e}");
                         continue;
                     }
@@ -501,8 +521,36 @@ impl Server {
         ready: &mut VecDeque<usize>,
     ) {
         match progress {
-            Progress::Open => {}
-            Progress::Yield => ready.push_back(key),
+            Progress::Open | Progress::Yield => {
+                if progress == Progress::Yield {
+                    ready.push_back(key);
+                }
+                let Some(conn) = conns.get_mut(key) else {
+                    return;
+                };
+                let want = conn.wants_write();
+                let socket = conn.stream_mut();
+                if socket.write_interest != want {
+                    let interest = if want {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    match self
+                        .poll
+                        .registry()
+                        .reregister(socket, Token(key), interest)
+                    {
+                        Ok(()) => socket.write_interest = want,
+                        Err(e) => {
+                            log::warn!("cannot update readiness interest: {e}");
+                            if let Some(mut conn) = conns.try_remove(key) {
+                                let _ = self.poll.registry().deregister(conn.stream_mut());
+                            }
+                        }
+                    }
+                }
+            }
             Progress::Closed => {
                 if let Some(mut conn) = conns.try_remove(key) {
                     let _ = self.poll.registry().deregister(conn.stream_mut());
