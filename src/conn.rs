@@ -52,6 +52,9 @@ pub struct Ctx<'a> {
 /// re-zeroed) while this much is free: a typical head fits many times.
 const READ_SPARE: usize = 2 * 1024;
 const INITIAL_INBUF: usize = 8 * 1024;
+/// Free space wanted before reading body bytes: large reads, few syscalls.
+/// The buffer shrinks back once the connection is idle again.
+const BODY_READ_SPARE: usize = 64 * 1024;
 /// After a protocol error we half-close and read what the client still
 /// sends for this long, so our error response is not lost to a TCP reset
 /// triggered by unread input.
@@ -480,20 +483,11 @@ impl<S: Stream, R: Response> Conn<S, R> {
             };
             return self.dispatch(head_len, info, body, app, ctx);
         }
-        // Need more bytes. A known length is read straight into the body,
-        // never past it, so a pipelined request stays in the kernel buffer.
-        let State::Body { body, reader, .. } = &mut self.state else {
-            return Step::Continue;
-        };
-        let result = match reader {
-            BodyReader::Length { remaining } => {
-                let want = (*remaining).min(256 * 1024) as usize;
-                read_into_vec(&mut self.stream, body.buffer(), want).inspect(|&n| {
-                    *remaining -= n as u64;
-                })
-            }
-            BodyReader::Chunked(_) => self.inbuf.read_from(&mut self.stream, READ_SPARE),
-        };
+        // Need more bytes. They go through the input buffer, which is
+        // initialised once: reading straight into the body would mean
+        // zero-filling the read window each time. Bytes past the body stay
+        // there for the next (pipelined) request.
+        let result = self.inbuf.read_from(&mut self.stream, BODY_READ_SPARE);
         match result {
             Ok(0) => {
                 log::debug!("{} closed mid-body", self.peer);
@@ -789,16 +783,6 @@ impl<S, R: Response> Drop for Conn<S, R> {
             self.state = State::Closed;
         }
     }
-}
-
-/// Reads at most `max` bytes appended to `v`.
-fn read_into_vec<S: Read>(stream: &mut S, v: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    let old = v.len();
-    v.resize(old + max, 0);
-    let result = stream.read(&mut v[old..]);
-    let n = *result.as_ref().unwrap_or(&0);
-    v.truncate(old + n);
-    result
 }
 
 /// Serialises the response head: status line, the app's headers, then the

@@ -32,6 +32,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// Pause accepting after EMFILE/ENFILE instead of spinning on a listener
 /// that stays readable.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const EMFILE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -197,6 +198,8 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     settings: ServerSettings,
+    /// When EMFILE was last logged.
+    emfile_logged: std::cell::Cell<Option<Instant>>,
 }
 
 impl Server {
@@ -223,6 +226,7 @@ impl Server {
             poll,
             listeners,
             settings,
+            emfile_logged: std::cell::Cell::new(None),
         })
     }
 
@@ -476,7 +480,15 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    log::error!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    // Every backoff would log again: once a minute is plenty.
+                    let last = self.emfile_logged.get();
+                    if last.is_none_or(|t| ctx.now.duration_since(t) >= EMFILE_LOG_EVERY) {
+                        self.emfile_logged.set(Some(ctx.now));
+                        log::error!(
+                            "accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?} at a time \
+                             (raise the open-files limit or lower --max-connections)"
+                        );
+                    }
                     return Accepting::Backoff(ctx.now + ACCEPT_BACKOFF);
                 }
                 Err(e) => {

@@ -984,3 +984,150 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hardening helpers (tests/e2e_strict.rs, tests/e2e_limits.rs)
+// ---------------------------------------------------------------------------
+
+impl ServerBuilder {
+    /// The command `start()` would run, and how many `Listening at:` lines
+    /// to wait for; for tests that must tweak the process (rlimits).
+    pub fn command(&self) -> (Command, usize) {
+        let binds = if self.binds.is_empty() {
+            vec!["127.0.0.1:0".to_string()]
+        } else {
+            self.binds.clone()
+        };
+        let mut cmd = base_command();
+        for b in &binds {
+            cmd.arg("-b").arg(b);
+        }
+        if self.chdir {
+            cmd.arg("--chdir").arg(apps_dir());
+        }
+        cmd.args(&self.args).arg(&self.app);
+        (cmd, binds.len())
+    }
+
+    /// Like `start()`, with the open-files limit (soft and hard) of the
+    /// server process set to `nofile` before exec.
+    pub fn start_with_nofile(self, nofile: u64) -> Server {
+        use std::os::unix::process::CommandExt;
+        let (mut cmd, n) = self.command();
+        // SAFETY: setrlimit is async-signal-safe; the closure touches no
+        // memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile as libc::rlim_t,
+                    rlim_max: nofile as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        start_command(cmd, n)
+    }
+}
+
+/// Spawns `cmd` (a server command line, see `ServerBuilder::command`) and
+/// waits until it logged `n_binds` `Listening at:` lines.
+pub fn start_command(mut cmd: Command, n_binds: usize) -> Server {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let reader = spawn_log_reader(child.stderr.take().unwrap(), lines.clone(), tx);
+    let mut server = Server {
+        child,
+        lines,
+        reader: Some(reader),
+        addrs: Vec::new(),
+        exit: None,
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while server.addrs.len() < n_binds {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            panic!(
+                "server did not log 'Listening at:' within {START_TIMEOUT:?}; log:\n{}",
+                server.log()
+            );
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                if let Some(addr) = parse_listening(&line) {
+                    server.addrs.push(addr);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(st)) = server.child.try_wait() {
+                    server.exit = Some(st);
+                    thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "server exited ({st}) before listening; log:\n{}",
+                        server.log()
+                    );
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let st = server.wait_timeout(Duration::from_secs(5));
+                panic!(
+                    "server closed stderr before listening (exit {st:?}); log:\n{}",
+                    server.log()
+                );
+            }
+        }
+    }
+    server
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`, ...) of /proc/PID/status, in KiB.
+pub fn proc_status_kib(pid: i32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    s.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// utime + stime of a process, in clock ticks (/proc/PID/stat).
+pub fn proc_cpu_ticks(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // Fields after the ")" that ends comm: state is field 3; utime 14, stime 15.
+    let rest = &s[s.rfind(')').expect("bad /proc stat") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f[11].parse().unwrap();
+    let stime: u64 = f[12].parse().unwrap();
+    utime + stime
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// The request counter of tests/apps/hardening.py (its `/peek` route, which
+/// does not count itself).
+pub fn hardening_count(s: &Server) -> u64 {
+    let r = s.get("/peek");
+    assert_eq!(r.status, 200, "/peek: {}", r.raw_str());
+    r.body_str()
+        .strip_prefix("count=")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("/peek answered {:?}", r.body_str()))
+}
