@@ -3,8 +3,7 @@
 //! objects are cached by header name, so a typical request creates no key
 //! strings at all.
 
-use std::net::IpAddr;
-use std::rc::Rc;
+use std::net::SocketAddr;
 
 use pyo3::intern;
 // Header names come from clients, but the cache is bounded
@@ -16,23 +15,24 @@ use rustc_hash::FxHashMap;
 use crate::app::{Local, Peer, Request};
 use crate::http::parse::Version;
 use crate::http::url;
+use crate::spool::RequestBody;
 use crate::wsgi::input::WsgiInput;
 use crate::wsgi::latin1;
 
 /// Keys set on every request (REMOTE_PORT is removed again for unix
 /// sockets, which have none).
-const ALWAYS_SET: [&str; 10] = [
+const ALWAYS_SET: [&str; 7] = [
     "REQUEST_METHOD",
     "PATH_INFO",
     "QUERY_STRING",
     "RAW_URI",
-    "SERVER_PROTOCOL",
-    "SERVER_NAME",
-    "SERVER_PORT",
     "REMOTE_ADDR",
     "REMOTE_PORT",
     "wsgi.input",
 ];
+
+/// Client addresses whose strings are kept; the map starts over when full.
+const MAX_CACHED_PEERS: usize = 1024;
 
 /// Padding that pushes the base dict's table to the next size (64 slots,
 /// room for 42 keys) so ~20 headers fit without growing it per request.
@@ -46,10 +46,15 @@ pub struct EnvironBuilder<'py> {
     py: Python<'py>,
     base: Bound<'py, PyDict>,
     http_keys: FxHashMap<Vec<u8>, Bound<'py, PyString>>,
-    /// SERVER_NAME / SERVER_PORT of the last listener seen.
-    server: Option<(Rc<Local>, Bound<'py, PyString>, Bound<'py, PyString>)>,
-    /// REMOTE_ADDR of the last peer address seen (often the same proxy).
-    remote: Option<(IpAddr, Bound<'py, PyString>)>,
+    /// One base per listening socket, with its SERVER_NAME and SERVER_PORT
+    /// already in (a server has a handful of listeners).
+    listener_bases: Vec<(Local, Bound<'py, PyDict>)>,
+    /// REMOTE_ADDR and REMOTE_PORT strings by client address: a keep-alive
+    /// client (or a proxy's pooled connection) reuses them.
+    peers: FxHashMap<SocketAddr, (Bound<'py, PyString>, Bound<'py, PyString>)>,
+    /// `wsgi.input` for requests without a body: it has no state to
+    /// change (every read is b""), so one object serves them all.
+    empty_input: Bound<'py, WsgiInput>,
     path: Vec<u8>,
     lower: Vec<u8>,
 }
@@ -66,6 +71,8 @@ impl<'py> EnvironBuilder<'py> {
         // The body is always complete and delimited: reading to EOF is safe.
         base.set_item("wsgi.input_terminated", true)?;
         base.set_item("SCRIPT_NAME", "")?;
+        // Nearly every request is HTTP/1.1; build() overrides it for 1.0.
+        base.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
         base.set_item(
             "SERVER_SOFTWARE",
             concat!("rwsgi-lite/", env!("CARGO_PKG_VERSION")),
@@ -89,8 +96,9 @@ impl<'py> EnvironBuilder<'py> {
             py,
             base,
             http_keys: FxHashMap::default(),
-            server: None,
-            remote: None,
+            listener_bases: Vec::new(),
+            peers: FxHashMap::default(),
+            empty_input: Bound::new(py, WsgiInput::new(RequestBody::default()))?,
             path: Vec::with_capacity(256),
             lower: Vec::with_capacity(64),
         })
@@ -98,22 +106,32 @@ impl<'py> EnvironBuilder<'py> {
 
     pub fn build(&mut self, req: &mut Request<'_>) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        let env = self.base.copy()?;
-        env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method)?)?;
+        let env = self.listener_base(req.local)?.copy()?;
+        let method = match req.method {
+            b"GET" => intern!(py, "GET").clone(),
+            b"POST" => intern!(py, "POST").clone(),
+            b"HEAD" => intern!(py, "HEAD").clone(),
+            other => latin1(py, other)?,
+        };
+        env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
         let (path, query) = url::split_target(req.target);
         self.path.clear();
         url::percent_decode_into(path, &mut self.path);
-        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &self.path)?)?;
-        env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query)?)?;
+        let path = match self.path.as_slice() {
+            b"/" => intern!(py, "/").clone(),
+            other => latin1(py, other)?,
+        };
+        env.set_item(intern!(py, "PATH_INFO"), path)?;
+        let query = match query {
+            b"" => intern!(py, "").clone(),
+            other => latin1(py, other)?,
+        };
+        env.set_item(intern!(py, "QUERY_STRING"), query)?;
         env.set_item(intern!(py, "RAW_URI"), latin1(py, req.target)?)?;
-        env.set_item(
-            intern!(py, "SERVER_PROTOCOL"),
-            match req.version {
-                Version::Http10 => intern!(py, "HTTP/1.0"),
-                Version::Http11 => intern!(py, "HTTP/1.1"),
-            },
-        )?;
-        self.set_server(&env, req.local)?;
+        // The base says HTTP/1.1.
+        if req.version == Version::Http10 {
+            env.set_item(intern!(py, "SERVER_PROTOCOL"), intern!(py, "HTTP/1.0"))?;
+        }
         self.set_remote(&env, req.peer)?;
 
         for h in req.headers {
@@ -161,47 +179,54 @@ impl<'py> EnvironBuilder<'py> {
             let mut buf = itoa::Buffer::new();
             env.set_item(intern!(py, "CONTENT_LENGTH"), buf.format(req.body.len()))?;
         }
-        let input = Bound::new(py, WsgiInput::new(std::mem::take(&mut req.body)))?;
-        env.set_item(intern!(py, "wsgi.input"), input)?;
+        if req.body.is_empty() {
+            env.set_item(intern!(py, "wsgi.input"), &self.empty_input)?;
+        } else {
+            let input = Bound::new(py, WsgiInput::new(std::mem::take(&mut req.body)))?;
+            env.set_item(intern!(py, "wsgi.input"), input)?;
+        }
         Ok(env)
     }
 
-    fn set_server(&mut self, env: &Bound<'py, PyDict>, local: &Local) -> PyResult<()> {
-        let py = self.py;
-        let cached = matches!(&self.server, Some((l, _, _)) if **l == *local);
-        if !cached {
-            let (name, port) = match local {
-                Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
-                // PEP 3333 wants both non-empty even without a network.
-                Local::Unix(_) => ("localhost".to_string(), "80".to_string()),
-            };
-            self.server = Some((
-                Rc::new(local.clone()),
-                PyString::new(py, &name),
-                PyString::new(py, &port),
-            ));
-        }
-        if let Some((_, name, port)) = &self.server {
-            env.set_item(intern!(py, "SERVER_NAME"), name)?;
-            env.set_item(intern!(py, "SERVER_PORT"), port)?;
-        }
-        Ok(())
+    /// The base environ of the listener a request came in on.
+    fn listener_base(&mut self, local: &Local) -> PyResult<&Bound<'py, PyDict>> {
+        let index = match self.listener_bases.iter().position(|(l, _)| l == local) {
+            Some(i) => i,
+            None => {
+                let (name, port) = match local {
+                    Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
+                    // PEP 3333 wants both non-empty even without a network.
+                    Local::Unix(_) => ("localhost".to_string(), "80".to_string()),
+                };
+                let base = self.base.copy()?;
+                base.set_item("SERVER_NAME", name)?;
+                base.set_item("SERVER_PORT", port)?;
+                self.listener_bases.push((local.clone(), base));
+                self.listener_bases.len() - 1
+            }
+        };
+        Ok(&self.listener_bases[index].1)
     }
 
     fn set_remote(&mut self, env: &Bound<'py, PyDict>, peer: &Peer) -> PyResult<()> {
         let py = self.py;
         match peer {
             Peer::Tcp(addr) => {
-                let ip = addr.ip();
-                let cached = matches!(&self.remote, Some((last, _)) if *last == ip);
-                if !cached {
-                    self.remote = Some((ip, PyString::new(py, &ip.to_string())));
+                if !self.peers.contains_key(addr) {
+                    if self.peers.len() >= MAX_CACHED_PEERS {
+                        self.peers.clear();
+                    }
+                    let mut port = itoa::Buffer::new();
+                    let strings = (
+                        PyString::new(py, &addr.ip().to_string()),
+                        PyString::new(py, port.format(addr.port())),
+                    );
+                    self.peers.insert(*addr, strings);
                 }
-                if let Some((_, s)) = &self.remote {
-                    env.set_item(intern!(py, "REMOTE_ADDR"), s)?;
+                if let Some((ip, port)) = self.peers.get(addr) {
+                    env.set_item(intern!(py, "REMOTE_ADDR"), ip)?;
+                    env.set_item(intern!(py, "REMOTE_PORT"), port)?;
                 }
-                let mut buf = itoa::Buffer::new();
-                env.set_item(intern!(py, "REMOTE_PORT"), buf.format(addr.port()))?;
             }
             Peer::Unix => {
                 env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
