@@ -4,10 +4,19 @@
 //! it and records spans (offsets) of the method, target and header fields, so
 //! a head arriving in N pieces is scanned once, not N times, and nothing is
 //! copied or allocated per request (the header span Vec is reused).
+//!
+//! Each part of a line is found by one forward scan for the first byte
+//! outside its class (`chars::{token_end, target_end, field_value_end}`, 16
+//! or 8 bytes at a time), which is also where it must end: the SP after the
+//! method and target, the colon after a name, the CR after a value. A field
+//! line whose bytes are all in the buffer goes from name to CRLF without
+//! writing the state back; where the bytes run out, the state records the
+//! part reached, and the next call resumes there with the same checks, so
+//! the result never depends on how the head was split.
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
-use super::chars::{is_ows, is_tchar};
+use super::chars::{field_value_end, is_ows, target_end, token_end};
 use super::HttpError;
 
 /// Hard cap on a whole head, whatever the limits say (0 means unlimited
@@ -120,11 +129,11 @@ pub struct HeadParser {
 
 #[inline]
 fn span(start: usize, end: usize) -> Span {
-    // Offsets never exceed MAX_HEAD (the buffer is truncated to it), so the
-    // conversion cannot fail; saturating keeps this panic-free regardless.
+    // Offsets never exceed MAX_HEAD (the buffer is truncated to it), so they
+    // fit in u32 (and `as` cannot panic either way).
     Span {
-        start: u32::try_from(start).unwrap_or(u32::MAX),
-        end: u32::try_from(end).unwrap_or(u32::MAX),
+        start: start as u32,
+        end: end as u32,
     }
 }
 
@@ -152,20 +161,8 @@ fn window(buf: &[u8], line_start: usize, limit: usize) -> usize {
     }
 }
 
-// Branch-free per byte so LLVM vectorises these; the position of the first
-// bad byte does not matter because every bad byte gives the same 400.
-#[inline]
-fn all_field_value(s: &[u8]) -> bool {
-    !s.iter().fold(false, |bad, &b| {
-        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
-    })
-}
-
-#[inline]
-fn all_target(s: &[u8]) -> bool {
-    !s.iter()
-        .fold(false, |bad, &b| bad | !(0x21..=0x7e).contains(&b))
-}
+const HTTP_11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
 const fn bad(detail: &'static str) -> HttpError {
     HttpError::BadRequest(detail)
@@ -228,236 +225,19 @@ impl HeadParser {
         }
         let full_len = buf.len();
         let buf = buf.get(..MAX_HEAD).unwrap_or(buf);
-        let line_limit = effective(self.limits.request_line);
-        let field_limit = effective(self.limits.field_size);
-        let max_fields = effective(self.limits.fields);
-
-        while let Some(&b) = buf.get(self.pos) {
-            match self.state {
-                State::Start => match b {
-                    b'\r' => {
-                        self.pos += 1;
-                        self.state = State::StartLf;
-                    }
-                    b'\n' => return Err(bad("bare LF")),
-                    _ => {
-                        self.line_start = self.pos;
-                        self.state = State::Method;
-                    }
-                },
-                State::StartLf => {
-                    if b != b'\n' {
-                        return Err(bad("bare CR"));
-                    }
-                    self.pos += 1;
-                    self.line_start = self.pos;
-                    self.state = State::Method;
-                }
-                State::Method => {
-                    let end = window(buf, self.line_start, line_limit);
-                    let seg = buf.get(self.pos..end).unwrap_or(&[]);
-                    match seg.iter().position(|&c| !is_tchar(c)) {
-                        Some(i) => {
-                            let at = self.pos + i;
-                            if seg.get(i) != Some(&b' ') {
-                                return Err(bad("invalid byte in method"));
-                            }
-                            if at == self.line_start {
-                                return Err(bad("empty method"));
-                            }
-                            self.method = span(self.line_start, at);
-                            self.pos = at + 1;
-                            self.target = span(self.pos, self.pos);
-                            self.state = State::Target;
-                        }
-                        None => {
-                            self.pos = end;
-                            if end < buf.len() {
-                                return Err(HttpError::UriTooLong);
-                            }
-                        }
-                    }
-                }
-                State::Target => {
-                    let end = window(buf, self.line_start, line_limit);
-                    let seg = buf.get(self.pos..end).unwrap_or(&[]);
-                    match memchr(b' ', seg) {
-                        Some(i) => {
-                            if !all_target(seg.get(..i).unwrap_or(&[])) {
-                                return Err(bad("invalid byte in request-target"));
-                            }
-                            let start = self.target.start as usize;
-                            let at = self.pos + i;
-                            if at == start {
-                                return Err(bad("empty request-target"));
-                            }
-                            self.target = span(start, at);
-                            check_target_form(
-                                self.method.get(buf),
-                                buf.get(start..at).unwrap_or(&[]),
-                            )?;
-                            self.pos = at + 1;
-                            self.version_start = self.pos;
-                            self.state = State::Version;
-                        }
-                        None => {
-                            if !all_target(seg) {
-                                return Err(bad("invalid byte in request-target"));
-                            }
-                            self.pos = end;
-                            if end < buf.len() {
-                                return Err(HttpError::UriTooLong);
-                            }
-                        }
-                    }
-                }
-                State::Version => {
-                    let end = window(buf, self.line_start, line_limit);
-                    while let Some(&c) = buf.get(self.pos).filter(|_| self.pos < end) {
-                        let ok = match self.pos - self.version_start {
-                            i @ 0..=4 => b"HTTP/".get(i) == Some(&c),
-                            5 => {
-                                self.version_digits[0] = c;
-                                c.is_ascii_digit()
-                            }
-                            6 => c == b'.',
-                            7 => {
-                                self.version_digits[1] = c;
-                                c.is_ascii_digit()
-                            }
-                            _ => c == b'\r',
-                        };
-                        if !ok {
-                            return Err(bad("malformed HTTP version"));
-                        }
-                        self.pos += 1;
-                        if c == b'\r' {
-                            self.version = match self.version_digits {
-                                [b'1', b'1'] => Version::Http11,
-                                [b'1', b'0'] => Version::Http10,
-                                _ => return Err(HttpError::VersionNotSupported),
-                            };
-                            self.state = State::RequestLineLf;
-                            break;
-                        }
-                    }
-                    if self.state == State::Version && end < buf.len() {
-                        return Err(HttpError::UriTooLong);
-                    }
-                }
-                State::RequestLineLf | State::FieldLf => {
-                    if b != b'\n' {
-                        return Err(bad("bare CR"));
-                    }
-                    self.pos += 1;
-                    self.line_start = self.pos;
-                    self.state = State::LineStart;
-                }
-                State::LineStart => match b {
-                    b'\r' => {
-                        self.pos += 1;
-                        self.state = State::FinalLf;
-                    }
-                    b'\n' => return Err(bad("bare LF")),
-                    b' ' | b'\t' => return Err(bad("obsolete line folding")),
-                    _ => {
-                        if self.headers.len() >= max_fields {
-                            return Err(HttpError::HeaderFieldsTooLarge);
-                        }
-                        self.state = State::Name;
-                    }
-                },
-                State::Name => {
-                    let end = window(buf, self.line_start, field_limit);
-                    let seg = buf.get(self.pos..end).unwrap_or(&[]);
-                    match seg.iter().position(|&c| !is_tchar(c)) {
-                        Some(i) => {
-                            let at = self.pos + i;
-                            match seg.get(i) {
-                                Some(b':') => {}
-                                Some(b' ' | b'\t') => {
-                                    return Err(bad("whitespace before colon"));
-                                }
-                                Some(b'\r' | b'\n') => return Err(bad("field line without colon")),
-                                _ => return Err(bad("invalid byte in field name")),
-                            }
-                            if at == self.line_start {
-                                return Err(bad("empty field name"));
-                            }
-                            self.name_end = at;
-                            self.pos = at + 1;
-                            self.state = State::Ows;
-                        }
-                        None => {
-                            self.pos = end;
-                            if end < buf.len() {
-                                return Err(HttpError::HeaderFieldsTooLarge);
-                            }
-                        }
-                    }
-                }
-                State::Ows => {
-                    let end = window(buf, self.line_start, field_limit);
-                    let seg = buf.get(self.pos..end).unwrap_or(&[]);
-                    match seg.iter().position(|&c| !is_ows(c)) {
-                        Some(i) => {
-                            self.pos += i;
-                            self.value_start = self.pos;
-                            self.value_end = self.pos;
-                            self.state = State::Value;
-                        }
-                        None => {
-                            self.pos = end;
-                            if end < buf.len() {
-                                return Err(HttpError::HeaderFieldsTooLarge);
-                            }
-                        }
-                    }
-                }
-                State::Value => {
-                    let end = window(buf, self.line_start, field_limit);
-                    let seg = buf.get(self.pos..end).unwrap_or(&[]);
-                    let eol = memchr2(b'\r', b'\n', seg);
-                    let content = seg.get(..eol.unwrap_or(seg.len())).unwrap_or(&[]);
-                    if !all_field_value(content) {
-                        return Err(bad("invalid byte in field value"));
-                    }
-                    if let Some(j) = content.iter().rposition(|&c| !is_ows(c)) {
-                        self.value_end = self.pos + j + 1;
-                    }
-                    match eol {
-                        Some(i) => {
-                            if seg.get(i) != Some(&b'\r') {
-                                return Err(bad("bare LF"));
-                            }
-                            self.headers.push(HeaderSpan {
-                                name: span(self.line_start, self.name_end),
-                                value: span(self.value_start, self.value_end),
-                            });
-                            self.pos += i + 1;
-                            self.state = State::FieldLf;
-                        }
-                        None => {
-                            self.pos = end;
-                            if end < buf.len() {
-                                return Err(HttpError::HeaderFieldsTooLarge);
-                            }
-                        }
-                    }
-                }
-                State::FinalLf => {
-                    if b != b'\n' {
-                        return Err(bad("bare CR"));
-                    }
-                    self.pos += 1;
-                    self.state = State::Done;
-                    return Ok(Status::Complete { head_len: self.pos });
-                }
-                State::Done => return Ok(Status::Complete { head_len: self.pos }),
-            }
+        if self.in_request_line() && !self.request_line(buf)? {
+            return self.out_of_bytes(full_len, buf.len());
         }
+        match self.fields(buf)? {
+            Some(head_len) => Ok(Status::Complete { head_len }),
+            None => self.out_of_bytes(full_len, buf.len()),
+        }
+    }
 
-        if full_len > buf.len() {
+    /// Every byte of `buf` (the first `len` of `full_len`) was examined and
+    /// the head goes on.
+    fn out_of_bytes(&self, full_len: usize, len: usize) -> Result<Status, HttpError> {
+        if full_len > len {
             // Everything up to the cap was examined and the head goes on.
             return Err(if self.in_request_line() {
                 HttpError::UriTooLong
@@ -466,6 +246,325 @@ impl HeadParser {
             });
         }
         Ok(Status::Partial)
+    }
+
+    /// A scan of the current line stopped at its window's `end` without
+    /// finding the end of the element: the line is over its limit if the
+    /// buffer holds more, else everything was examined (`Ok(false)`).
+    #[inline]
+    fn stop_at(&mut self, end: usize, len: usize, over: HttpError) -> Result<bool, HttpError> {
+        self.pos = end;
+        if end < len {
+            Err(over)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// The request line, from wherever the previous call stopped, each part
+    /// scanned once. `Ok(true)`: it is complete (state `LineStart`);
+    /// `Ok(false)`: every byte was examined, the state says where it stands.
+    fn request_line(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+        let mut pos = self.pos;
+        if self.state == State::Start {
+            match buf.get(pos) {
+                None => return Ok(false),
+                Some(b'\r') => {
+                    pos += 1;
+                    self.state = State::StartLf;
+                }
+                Some(b'\n') => return Err(bad("bare LF")),
+                Some(_) => {
+                    self.line_start = pos;
+                    self.state = State::Method;
+                }
+            }
+        }
+        if self.state == State::StartLf {
+            match buf.get(pos) {
+                None => {
+                    self.pos = pos;
+                    return Ok(false);
+                }
+                Some(b'\n') => {
+                    pos += 1;
+                    self.line_start = pos;
+                    self.state = State::Method;
+                }
+                Some(_) => return Err(bad("bare CR")),
+            }
+        }
+        let line_start = self.line_start;
+        // Computed once: the buffer does not change within a call.
+        let end = window(buf, line_start, effective(self.limits.request_line));
+        // What may be examined of the line.
+        let line = buf.get(..end).unwrap_or(buf);
+        if self.state == State::Method {
+            let at = if pos == line_start && line.get(pos..pos + 4) == Some(b"GET ") {
+                pos + 3
+            } else {
+                token_end(line, pos)
+            };
+            if at >= end {
+                return self.stop_at(end, buf.len(), HttpError::UriTooLong);
+            }
+            if buf.get(at) != Some(&b' ') {
+                return Err(bad("invalid byte in method"));
+            }
+            if at == line_start {
+                return Err(bad("empty method"));
+            }
+            self.method = span(line_start, at);
+            pos = at + 1;
+            self.target = span(pos, pos);
+            self.state = State::Target;
+        }
+        if self.state == State::Target {
+            let at = target_end(line, pos);
+            if at >= end {
+                return self.stop_at(end, buf.len(), HttpError::UriTooLong);
+            }
+            // The first byte that is not a target byte must be the SP.
+            if buf.get(at) != Some(&b' ') {
+                return Err(bad("invalid byte in request-target"));
+            }
+            let start = self.target.start as usize;
+            if at == start {
+                return Err(bad("empty request-target"));
+            }
+            self.target = span(start, at);
+            let method = self.method.get(buf);
+            // Origin-form without CONNECT, the common case, needs no more.
+            if !(line.get(start) == Some(&b'/') && method != b"CONNECT") {
+                check_target_form(method, buf.get(start..at).unwrap_or(&[]))?;
+            }
+            pos = at + 1;
+            self.version_start = pos;
+            self.state = State::Version;
+        }
+        if self.state == State::Version {
+            // Fast path: the whole `HTTP/1.x` and its CR within the window.
+            let fast = match line.get(pos..).and_then(|s| s.get(..9)) {
+                Some(&[a, b, c, d, e, f, g, h, b'\r']) if pos == self.version_start => {
+                    match u64::from_le_bytes([a, b, c, d, e, f, g, h]) {
+                        HTTP_11 => Some(Version::Http11),
+                        HTTP_10 => Some(Version::Http10),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(v) = fast {
+                self.version = v;
+                pos += 9;
+                self.state = State::RequestLineLf;
+            } else {
+                // Byte by byte, so that a partial or unsupported version is
+                // told apart exactly (400 vs 505) wherever the head is cut.
+                while pos < end {
+                    let Some(&c) = buf.get(pos) else { break };
+                    let ok = match pos - self.version_start {
+                        i @ 0..=4 => b"HTTP/".get(i) == Some(&c),
+                        5 => {
+                            self.version_digits[0] = c;
+                            c.is_ascii_digit()
+                        }
+                        6 => c == b'.',
+                        7 => {
+                            self.version_digits[1] = c;
+                            c.is_ascii_digit()
+                        }
+                        _ => c == b'\r',
+                    };
+                    if !ok {
+                        return Err(bad("malformed HTTP version"));
+                    }
+                    pos += 1;
+                    if c == b'\r' {
+                        self.version = match self.version_digits {
+                            [b'1', b'1'] => Version::Http11,
+                            [b'1', b'0'] => Version::Http10,
+                            _ => return Err(HttpError::VersionNotSupported),
+                        };
+                        self.state = State::RequestLineLf;
+                        break;
+                    }
+                }
+                if self.state == State::Version {
+                    return self.stop_at(end, buf.len(), HttpError::UriTooLong);
+                }
+            }
+        }
+        // State::RequestLineLf
+        match buf.get(pos) {
+            None => {
+                self.pos = pos;
+                Ok(false)
+            }
+            Some(b'\n') => {
+                pos += 1;
+                self.pos = pos;
+                self.line_start = pos;
+                self.state = State::LineStart;
+                Ok(true)
+            }
+            Some(_) => Err(bad("bare CR")),
+        }
+    }
+
+    /// The field lines and the final empty line, from wherever the previous
+    /// call stopped. A whole line in the buffer is parsed in one go: name,
+    /// colon, whitespace, value (one forward scan) and CRLF, with the state
+    /// written back only where the bytes run out. `Ok(None)`: every byte was
+    /// examined, the state says where it stands.
+    fn fields(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
+        let field_limit = effective(self.limits.field_size);
+        let max_fields = effective(self.limits.fields);
+        let mut pos = self.pos;
+        let mut line_start = self.line_start;
+        let mut state = self.state;
+        let mut name_end = self.name_end;
+        let mut value_start = self.value_start;
+        let mut value_end = self.value_end;
+        match state {
+            State::FieldLf => match buf.get(pos) {
+                None => return Ok(None),
+                Some(b'\n') => {
+                    pos += 1;
+                    line_start = pos;
+                    state = State::LineStart;
+                }
+                Some(_) => return Err(bad("bare CR")),
+            },
+            State::FinalLf => return self.final_lf(buf, pos),
+            _ => {}
+        }
+        loop {
+            if state == State::LineStart {
+                match buf.get(pos) {
+                    None => {
+                        self.pos = pos;
+                        self.line_start = line_start;
+                        self.state = State::LineStart;
+                        return Ok(None);
+                    }
+                    Some(b'\r') => return self.final_lf(buf, pos + 1),
+                    Some(b'\n') => return Err(bad("bare LF")),
+                    Some(b' ' | b'\t') => return Err(bad("obsolete line folding")),
+                    Some(_) => {
+                        if self.headers.len() >= max_fields {
+                            return Err(HttpError::HeaderFieldsTooLarge);
+                        }
+                        state = State::Name;
+                    }
+                }
+            }
+            // Computed once per line: the buffer does not change within a call.
+            let end = window(buf, line_start, field_limit);
+            // What may be examined of the line.
+            let line = buf.get(..end).unwrap_or(buf);
+            if state == State::Name {
+                let at = token_end(line, pos);
+                if at >= end {
+                    pos = end;
+                    break;
+                }
+                match line.get(at) {
+                    Some(b':') => {}
+                    Some(b' ' | b'\t') => return Err(bad("whitespace before colon")),
+                    Some(b'\r' | b'\n') => return Err(bad("field line without colon")),
+                    _ => return Err(bad("invalid byte in field name")),
+                }
+                if at == line_start {
+                    return Err(bad("empty field name"));
+                }
+                name_end = at;
+                pos = at + 1;
+                state = State::Ows;
+            }
+            if state == State::Ows {
+                while line.get(pos).is_some_and(|&c| is_ows(c)) {
+                    pos += 1;
+                }
+                if pos >= end {
+                    pos = end;
+                    break;
+                }
+                value_start = pos;
+                value_end = pos;
+                state = State::Value;
+            }
+            // State::Value: one forward scan for the first byte that cannot
+            // be in a value; it must be the CR (of the CRLF).
+            let at = field_value_end(line, pos);
+            // Trailing whitespace is not part of the value.
+            let mut v_end = at;
+            while v_end > pos && line.get(v_end - 1).is_some_and(|&c| is_ows(c)) {
+                v_end -= 1;
+            }
+            if v_end > pos {
+                value_end = v_end;
+            }
+            if at >= end {
+                pos = end;
+                break;
+            }
+            match line.get(at) {
+                Some(b'\r') => {}
+                Some(b'\n') => return Err(bad("bare LF")),
+                _ => return Err(bad("invalid byte in field value")),
+            }
+            self.headers.push(HeaderSpan {
+                name: span(line_start, name_end),
+                value: span(value_start, value_end),
+            });
+            pos = at + 1;
+            match buf.get(pos) {
+                None => {
+                    self.pos = pos;
+                    self.line_start = line_start;
+                    self.state = State::FieldLf;
+                    return Ok(None);
+                }
+                Some(b'\n') => {
+                    pos += 1;
+                    line_start = pos;
+                    state = State::LineStart;
+                }
+                Some(_) => return Err(bad("bare CR")),
+            }
+        }
+        // A scan reached the end of the line's window (`pos`) inside the
+        // name, the whitespace or the value: over the limit if the buffer
+        // holds more, else keep the place.
+        if pos < buf.len() {
+            return Err(HttpError::HeaderFieldsTooLarge);
+        }
+        self.pos = pos;
+        self.line_start = line_start;
+        self.state = state;
+        self.name_end = name_end;
+        self.value_start = value_start;
+        self.value_end = value_end;
+        Ok(None)
+    }
+
+    /// The LF of the final empty line, at `pos`.
+    #[inline]
+    fn final_lf(&mut self, buf: &[u8], pos: usize) -> Result<Option<usize>, HttpError> {
+        match buf.get(pos) {
+            None => {
+                self.pos = pos;
+                self.state = State::FinalLf;
+                Ok(None)
+            }
+            Some(b'\n') => {
+                self.pos = pos + 1;
+                self.state = State::Done;
+                Ok(Some(pos + 1))
+            }
+            Some(_) => Err(bad("bare CR")),
+        }
     }
 
     fn in_request_line(&self) -> bool {
@@ -607,6 +706,7 @@ fn is_absolute_form(t: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::chars::trim_ows;
 
     #[derive(Debug, PartialEq, Eq)]
     enum Out {
@@ -954,6 +1054,150 @@ mod tests {
         // At once, before the line ends.
         is_400(b"GET / HTTP/1.1\r\nX: a\x00");
         is_400(b"GET / HTTP/1.1\r\nX: \x00");
+    }
+
+    /// Distinct bytes, so that a wrong offset shows in the result.
+    fn value_of(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"[i % 46])
+            .collect()
+    }
+
+    #[test]
+    fn value_lengths_around_words_and_blocks() {
+        // The scan goes 16 bytes, then 8, then 1 at a time: every length
+        // across those steps, as the only field, between others, and with
+        // whitespace around; each split at every offset (`check`).
+        for len in 0..=40 {
+            let v = value_of(len);
+            let req = [&b"GET / HTTP/1.1\r\nX: "[..], &v, b"\r\n\r\n"].concat();
+            let (.., h) = ok(&req);
+            assert_eq!(h, vec![(b"X".to_vec(), v.clone())], "{len}");
+            let req = [
+                &b"GET / HTTP/1.1\r\nA: 1\r\nX:\t"[..],
+                &v,
+                b" \t\r\nB: 2\r\n\r\n",
+            ]
+            .concat();
+            let (.., h) = ok(&req);
+            assert_eq!(h[1], (b"X".to_vec(), v.clone()), "{len}");
+            assert_eq!(h.len(), 3);
+        }
+    }
+
+    #[test]
+    fn value_bad_bytes_at_every_position() {
+        for len in 1..=33 {
+            for p in 0..len {
+                for c in [0x00, 0x01, 0x08, 0x0b, 0x1f, 0x7f, b'\n', b'\r'] {
+                    let mut v = value_of(len);
+                    v[p] = c;
+                    let req = [&b"GET / HTTP/1.1\r\nX: "[..], &v, b"\r\nY: z\r\n\r\n"].concat();
+                    let e = err(&req);
+                    let want = match c {
+                        b'\n' => bad("bare LF"),
+                        b'\r' => bad("bare CR"),
+                        _ => bad("invalid byte in field value"),
+                    };
+                    assert_eq!(e, want, "{req:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn value_allowed_bytes_at_every_position() {
+        for len in 1..=33 {
+            for p in 0..len {
+                for c in [b'\t', b' ', 0x80, 0x9f, 0xc3, 0xff, b'~', b'!', b'"'] {
+                    let mut v = value_of(len);
+                    v[p] = c;
+                    let req = [&b"GET / HTTP/1.1\r\nX: "[..], &v, b"\r\n\r\n"].concat();
+                    let (.., h) = ok(&req);
+                    assert_eq!(h, vec![(b"X".to_vec(), trim_ows(&v).to_vec())], "{req:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn target_and_name_bytes_at_every_position() {
+        for len in 1..=33 {
+            let t = [&b"/"[..], &value_of(len)].concat();
+            let req = [&b"GET "[..], &t, b" HTTP/1.1\r\n\r\n"].concat();
+            let (_, target, ..) = ok(&req);
+            assert_eq!(target, t);
+            let n = value_of(len);
+            let req = [&b"GET / HTTP/1.1\r\n"[..], &n, b": v\r\n\r\n"].concat();
+            let (.., h) = ok(&req);
+            assert_eq!(h, vec![(n.clone(), b"v".to_vec())]);
+            for p in 1..=len {
+                for c in [0x00, b'\t', 0x7f, 0x80, 0xff, b'\r', b'\n'] {
+                    let mut t = t.clone();
+                    t[p] = c;
+                    is_400(&[&b"GET "[..], &t, b" HTTP/1.1\r\n\r\n"].concat());
+                }
+            }
+            for p in 0..len {
+                for c in [
+                    0x00, b'\t', b' ', b'"', b'(', 0x7f, 0x80, 0xff, b'\r', b'\n',
+                ] {
+                    let mut n = n.clone();
+                    n[p] = c;
+                    is_400(&[&b"GET / HTTP/1.1\r\n"[..], &n, b": v\r\n\r\n"].concat());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn limits_around_words_and_blocks() {
+        // "X: " plus the value is the line; at the limit it passes, one
+        // under it is 431, whatever the length and wherever the cut.
+        for len in 0..=34 {
+            let v = value_of(len);
+            let req = [&b"GET / HTTP/1.1\r\nX: "[..], &v, b"\r\n\r\n"].concat();
+            assert!(check_with(limits(0, 0, 3 + len), &req).is_complete());
+            assert_eq!(
+                check_with(limits(0, 0, 2 + len), &req),
+                Out::Err(HttpError::HeaderFieldsTooLarge)
+            );
+            // The request line: "GET /" + value + " HTTP/1.1".
+            let req = [&b"GET /"[..], &v, b" HTTP/1.1\r\n\r\n"].concat();
+            assert!(check_with(limits(14 + len, 0, 0), &req).is_complete());
+            assert_eq!(
+                check_with(limits(13 + len, 0, 0), &req),
+                Out::Err(HttpError::UriTooLong)
+            );
+        }
+    }
+
+    #[test]
+    fn version_fast_path_edges() {
+        let (.., v, _) = ok(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(v, Version::Http10);
+        // Exactly at the request-line limit ("GET / HTTP/1.1" is 14 bytes).
+        assert!(check_with(limits(14, 0, 0), b"GET / HTTP/1.1\r\n\r\n").is_complete());
+        assert_eq!(
+            check_with(limits(13, 0, 0), b"GET / HTTP/1.1\r\n\r\n"),
+            Out::Err(HttpError::UriTooLong)
+        );
+        assert_eq!(err(b"GET / HTTP/1.1\n\r\n"), bad("malformed HTTP version"));
+        assert_eq!(err(b"GET / HTTP/1.1\rX"), bad("bare CR"));
+        assert_eq!(
+            err(b"GET / HTTP/1.2\r\n\r\n"),
+            HttpError::VersionNotSupported
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1 \r\n\r\n"),
+            bad("malformed HTTP version")
+        );
+        // Methods other than GET, and GET as a prefix.
+        let (m, ..) = ok(b"GETS / HTTP/1.1\r\n\r\n");
+        assert_eq!(m, b"GETS");
+        let (m, ..) = ok(b"\r\nGET / HTTP/1.1\r\n\r\n");
+        assert_eq!(m, b"GET");
+        is_400(b"GET  / HTTP/1.1\r\n\r\n");
     }
 
     fn limits(request_line: usize, fields: usize, field_size: usize) -> Limits {
