@@ -1,0 +1,1218 @@
+//! The invariants the fuzz targets assert, shared by the targets
+//! (`fuzz/fuzz_targets/*.rs`, `#[path = "../checks.rs"] mod checks;`) and by
+//! the regression test (`tests/fuzz_regressions.rs`, which replays
+//! `fuzz/regressions/<target>/*` and the shared request corpus through them).
+//!
+//! Every `check_*` function takes the raw fuzz input and panics when an
+//! invariant does not hold. Nothing here needs Python or any crate besides
+//! `rwsgi_lite` itself, so the main crate's tests can include this file.
+//!
+//! Targets that need choices besides the bytes under test (split points,
+//! write sizes, small limits) take them from the first [`CFG`] bytes of the
+//! input: `seed.sh` prepends such a prefix to the corpus files.
+
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::rc::Rc;
+use std::time::Instant;
+
+use rwsgi_lite::app::{
+    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
+};
+use rwsgi_lite::conn::{Conn, Ctx, Progress, Stream};
+use rwsgi_lite::http::body::{self, BodyFraming};
+use rwsgi_lite::http::chunked::ChunkedDecoder;
+use rwsgi_lite::http::parse::{HeadParser, HeaderSpan, Limits, Span, Status, Version};
+use rwsgi_lite::http::url;
+use rwsgi_lite::http::HttpError;
+
+/// Length of the configuration prefix of `split_equivalence` and `conn`
+/// inputs.
+pub const CFG: usize = 4;
+
+/// The Date the connection target's responses carry.
+pub const DATE: &[u8] = b"Tue, 24 Nov 2026 09:00:00 GMT";
+
+/// Splits an input into its configuration prefix and the bytes under test.
+pub fn split_cfg(data: &[u8]) -> ([u8; CFG], &[u8]) {
+    let mut cfg = [0u8; CFG];
+    let n = data.len().min(CFG);
+    cfg[..n].copy_from_slice(&data[..n]);
+    (cfg, &data[n..])
+}
+
+/// A small deterministic PRNG (xorshift64*) seeded from input bytes, for the
+/// many choices a few configuration bytes must drive.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: &[u8]) -> Self {
+        // FNV-1a, then never zero (xorshift would stay at zero).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in seed {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        Rng(h | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Small limits (0 = unlimited) chosen by three bytes, so limit edges are
+/// reachable with short inputs.
+pub fn small_limits(b: [u8; 3]) -> Limits {
+    Limits {
+        request_line: usize::from(b[0] % 64),
+        fields: usize::from(b[1] % 8),
+        field_size: usize::from(b[2] % 64),
+    }
+}
+
+const UNLIMITED: Limits = Limits {
+    request_line: 0,
+    fields: 0,
+    field_size: 0,
+};
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+// ---------------------------------------------------------------------------
+// parse_head
+// ---------------------------------------------------------------------------
+
+/// What one parse of a head came to, comparable across ways of feeding it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadOutcome {
+    Partial,
+    Complete {
+        head_len: usize,
+        method: Span,
+        target: Span,
+        version: Version,
+        headers: Vec<HeaderSpan>,
+    },
+    Err(HttpError),
+}
+
+fn outcome(p: &HeadParser, r: Result<Status, HttpError>) -> HeadOutcome {
+    match r {
+        Ok(Status::Partial) => HeadOutcome::Partial,
+        Ok(Status::Complete { head_len }) => HeadOutcome::Complete {
+            head_len,
+            method: p.method(),
+            target: p.target(),
+            version: p.version(),
+            headers: p.headers().to_vec(),
+        },
+        Err(e) => HeadOutcome::Err(e),
+    }
+}
+
+/// `parse_head`: HeadParser::parse on arbitrary bytes, with default, small
+/// (input-chosen) and no limits; a complete head is checked span by span and
+/// run through body::analyze; analyze also gets arbitrary spans.
+pub fn check_parse_head(data: &[u8]) {
+    check_head_with(Limits::default(), data);
+    check_head_with(UNLIMITED, data);
+    if let [a, b, c, ..] = *data {
+        check_head_with(small_limits([a, b, c]), data);
+    }
+    check_analyze_arbitrary_spans(data);
+}
+
+/// Parses `data` whole with `limits` and checks everything about the result.
+pub fn check_head_with(limits: Limits, data: &[u8]) -> HeadOutcome {
+    let mut p = HeadParser::new(limits);
+    let r = p.parse(data);
+    let out = outcome(&p, r);
+    match &out {
+        HeadOutcome::Partial => {}
+        HeadOutcome::Err(e) => {
+            assert!(
+                matches!(e.status(), 400 | 414 | 431 | 505),
+                "unexpected parse error {e:?}"
+            );
+        }
+        HeadOutcome::Complete {
+            head_len,
+            method,
+            target,
+            version,
+            headers,
+        } => {
+            check_complete_head(limits, data, *head_len, *method, *target, *version, headers);
+            // Asking again after Complete gives the same answer.
+            let again = p.parse(data);
+            assert_eq!(
+                outcome(&p, again),
+                out,
+                "second parse after Complete differs"
+            );
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_complete_head(
+    limits: Limits,
+    data: &[u8],
+    head_len: usize,
+    method: Span,
+    target: Span,
+    version: Version,
+    headers: &[HeaderSpan],
+) {
+    assert!(head_len <= data.len(), "head_len {head_len} > input");
+    let head = &data[..head_len];
+    assert!(
+        head.ends_with(b"\r\n\r\n"),
+        "head does not end with CRLFCRLF"
+    );
+    let in_head = |s: Span, what: &str| {
+        assert!(
+            s.start <= s.end && (s.end as usize) <= head_len,
+            "{what} span {s:?} outside head of {head_len}"
+        );
+        // Span::get must never panic, on the head or on the whole input.
+        s.get(head);
+        s.get(data)
+    };
+    let m = in_head(method, "method");
+    assert!(
+        !m.is_empty() && m.iter().all(|&b| is_tchar(b)),
+        "bad method {m:?}"
+    );
+    let t = in_head(target, "target");
+    assert!(
+        !t.is_empty() && t.iter().all(|&b| (0x21..=0x7e).contains(&b)),
+        "bad target {t:?}"
+    );
+    assert!(method.end < target.start, "target before method");
+    // The request line is `method SP target SP HTTP/1.x CRLF`.
+    let line_start = method.start as usize;
+    assert!(line_start == 0 || (line_start == 2 && head.starts_with(b"\r\n")));
+    assert_eq!(head[method.end as usize], b' ');
+    assert_eq!(target.start, method.end + 1);
+    let v = &head[target.end as usize..];
+    let expect: &[u8] = match version {
+        Version::Http10 => b" HTTP/1.0\r\n",
+        Version::Http11 => b" HTTP/1.1\r\n",
+    };
+    assert!(
+        v.starts_with(expect),
+        "version bytes do not match {version:?}"
+    );
+    if limits.request_line != 0 {
+        assert!(target.end as usize + 9 - line_start <= limits.request_line);
+    }
+    if limits.fields != 0 {
+        assert!(headers.len() <= limits.fields, "more fields than the limit");
+    }
+    let mut prev_end = target.end;
+    for h in headers {
+        let name = in_head(h.name, "name");
+        let value = in_head(h.value, "value");
+        assert!(h.name.start > prev_end, "header spans out of order");
+        assert!(h.name.end < h.value.start, "value before the colon");
+        assert!(
+            !name.is_empty() && name.iter().all(|&b| is_tchar(b)),
+            "bad name {name:?}"
+        );
+        assert_eq!(head[h.name.end as usize], b':');
+        assert!(
+            value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+            "bad byte in value {value:?}"
+        );
+        assert!(
+            !value.starts_with(b" ")
+                && !value.starts_with(b"\t")
+                && !value.ends_with(b" ")
+                && !value.ends_with(b"\t"),
+            "value not trimmed {value:?}"
+        );
+        if limits.field_size != 0 {
+            // name ... value end (without CRLF) within the limit.
+            assert!((h.value.end - h.name.start) as usize <= limits.field_size);
+        }
+        prev_end = h.value.end.max(h.name.end);
+    }
+    // Framing: the spans are all in the head, so analyze gives the same
+    // answer whether it sees the head or the whole buffer.
+    let a = body::analyze(head, version, headers);
+    let b = body::analyze(data, version, headers);
+    assert_eq!(a, b, "analyze depends on bytes past the head");
+    match a {
+        Ok(info) => {
+            if let BodyFraming::Chunked = info.framing {
+                assert_eq!(version, Version::Http11, "chunked from HTTP/1.0");
+            }
+            if version == Version::Http10 {
+                assert!(!info.expect_continue);
+            }
+        }
+        Err(e) => assert!(matches!(e.status(), 400 | 501), "analyze error {e:?}"),
+    }
+}
+
+/// body::analyze promises not to panic whatever the spans (it is public).
+fn check_analyze_arbitrary_spans(data: &[u8]) {
+    let spans: Vec<HeaderSpan> = data
+        .chunks_exact(8)
+        .take(16)
+        .map(|c| {
+            let n = |i: usize| u32::from(u16::from_le_bytes([c[i], c[i + 1]]));
+            HeaderSpan {
+                name: Span {
+                    start: n(0),
+                    end: n(2),
+                },
+                value: Span {
+                    start: n(4),
+                    end: n(6),
+                },
+            }
+        })
+        .collect();
+    for v in [Version::Http10, Version::Http11] {
+        let _ = body::analyze(data, v, &spans);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// split_equivalence
+// ---------------------------------------------------------------------------
+
+/// Feeds growing prefixes `data[..p]` for each cut point `p` to one parser,
+/// as the connection does, stopping at the first non-Partial answer.
+pub fn parse_fed(limits: Limits, data: &[u8], cuts: &[usize]) -> HeadOutcome {
+    let mut p = HeadParser::new(limits);
+    for &c in cuts.iter().filter(|&&c| c > 0 && c < data.len()) {
+        let r = p.parse(&data[..c]);
+        match outcome(&p, r) {
+            HeadOutcome::Partial => {}
+            other => return other,
+        }
+    }
+    let r = p.parse(data);
+    outcome(&p, r)
+}
+
+/// What the chunked decoder made of some input, comparable across splits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    Ok {
+        output: Vec<u8>,
+        consumed: usize,
+        done: bool,
+    },
+    Err(HttpError),
+}
+
+/// Decodes `data` arriving in pieces ending at `cuts`; each call gets every
+/// byte arrived but not yet consumed, as the connection's input buffer does.
+pub fn chunked_fed(data: &[u8], cuts: &[usize]) -> ChunkOutcome {
+    let mut d = ChunkedDecoder::new();
+    let mut output = Vec::new();
+    let mut consumed = 0usize;
+    let mut ends: Vec<usize> = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < data.len())
+        .collect();
+    ends.push(data.len());
+    for end in ends {
+        if end < consumed {
+            continue;
+        }
+        let input = &data[consumed..end];
+        match d.decode(input, &mut output) {
+            Ok(r) => {
+                assert!(r.consumed <= input.len(), "consumed past the input");
+                assert_eq!(r.done, d.is_done());
+                if !r.done {
+                    assert_eq!(r.consumed, input.len(), "stopped early without done");
+                }
+                consumed += r.consumed;
+                if r.done {
+                    break;
+                }
+            }
+            Err(e) => return ChunkOutcome::Err(e),
+        }
+    }
+    ChunkOutcome::Ok {
+        output,
+        consumed,
+        done: d.is_done(),
+    }
+}
+
+/// Cut points chosen by `rng`: sorted, within `1..len`.
+fn random_cuts(rng: &mut Rng, len: usize) -> Vec<usize> {
+    if len < 2 {
+        return Vec::new();
+    }
+    let n = rng.below(8) as usize;
+    let mut cuts: Vec<usize> = (0..n)
+        .map(|_| 1 + rng.below(len as u64 - 1) as usize)
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// `split_equivalence`: the same bytes (after the CFG prefix) whole, byte by
+/// byte and at input-chosen cuts give the same head outcome (status or
+/// error, spans, head_len) and the same chunked decoding.
+pub fn check_split_equivalence(data: &[u8]) {
+    let (cfg, bytes) = split_cfg(data);
+    let mut rng = Rng::new(&cfg);
+    let limits = match cfg[0] % 3 {
+        0 => Limits::default(),
+        1 => UNLIMITED,
+        _ => small_limits([cfg[1], cfg[2], cfg[3]]),
+    };
+    let whole = parse_fed(limits, bytes, &[]);
+    let bytewise: Vec<usize> = (1..bytes.len()).collect();
+    assert_eq!(
+        parse_fed(limits, bytes, &bytewise),
+        whole,
+        "byte by byte differs"
+    );
+    for _ in 0..3 {
+        let cuts = random_cuts(&mut rng, bytes.len());
+        assert_eq!(
+            parse_fed(limits, bytes, &cuts),
+            whole,
+            "split at {cuts:?} differs"
+        );
+    }
+    // Chunked: on the body after a complete head, else on all the bytes.
+    let body = match whole {
+        HeadOutcome::Complete { head_len, .. } => &bytes[head_len..],
+        _ => bytes,
+    };
+    let whole = chunked_fed(body, &[]);
+    let bytewise: Vec<usize> = (1..body.len()).collect();
+    assert_eq!(
+        chunked_fed(body, &bytewise),
+        whole,
+        "chunked byte by byte differs"
+    );
+    for _ in 0..3 {
+        let cuts = random_cuts(&mut rng, body.len());
+        assert_eq!(
+            chunked_fed(body, &cuts),
+            whole,
+            "chunked split at {cuts:?} differs"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// chunked
+// ---------------------------------------------------------------------------
+
+/// An independent, simple decoder of well-formed chunked input: returns the
+/// data and the length of the message (through the trailer's empty line), or
+/// None when it does not find one. Only used on inputs our decoder accepted.
+fn reference_chunked(input: &[u8]) -> Option<(Vec<u8>, usize)> {
+    fn line(input: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let rest = input.get(at..)?;
+        let i = rest.windows(2).position(|w| w == b"\r\n")?;
+        Some((&rest[..i], at + i + 2))
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    loop {
+        let (l, next) = line(input, at)?;
+        let hex_len = l.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let digits = std::str::from_utf8(&l[..hex_len]).ok()?;
+        let digits = digits.trim_start_matches('0');
+        let size = if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, 16).ok()?
+        };
+        at = next;
+        if size == 0 {
+            break;
+        }
+        let size = usize::try_from(size).ok()?;
+        let data = input.get(at..at.checked_add(size)?)?;
+        out.extend_from_slice(data);
+        at += size;
+        if input.get(at..at + 2)? != b"\r\n" {
+            return None;
+        }
+        at += 2;
+    }
+    loop {
+        let (l, next) = line(input, at)?;
+        at = next;
+        if l.is_empty() {
+            return Some((out, at));
+        }
+    }
+}
+
+/// `chunked`: the decoder on arbitrary bytes never panics, never consumes
+/// or outputs more than it was given, stops only when done, and when it
+/// accepts a whole message agrees with a simple reference decoder.
+pub fn check_chunked(data: &[u8]) {
+    let mut d = ChunkedDecoder::new();
+    let mut out = b"keep".to_vec();
+    match d.decode(data, &mut out) {
+        Ok(r) => {
+            assert!(out.starts_with(b"keep"), "decode clobbered earlier output");
+            let out = &out[4..];
+            assert!(r.consumed <= data.len());
+            assert!(out.len() <= r.consumed, "more output than input consumed");
+            assert_eq!(r.done, d.is_done());
+            if r.done {
+                let (ref_out, ref_len) =
+                    reference_chunked(data).expect("accepted what the reference cannot parse");
+                assert_eq!(out, &ref_out[..], "decoded data differs from the reference");
+                assert_eq!(
+                    r.consumed, ref_len,
+                    "message length differs from the reference"
+                );
+                // Done is final: nothing more is consumed.
+                let mut more = Vec::new();
+                let again = d.decode(&data[r.consumed..], &mut more);
+                assert!(matches!(again, Ok(a) if a.consumed == 0 && a.done));
+                assert!(more.is_empty());
+            } else {
+                assert_eq!(
+                    r.consumed,
+                    data.len(),
+                    "stopped before the end without done"
+                );
+            }
+        }
+        Err(e) => {
+            assert_eq!(e.status(), 400, "chunked error {e:?}");
+            assert!(out.len() - 4 <= data.len());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// percent_decode
+// ---------------------------------------------------------------------------
+
+fn reference_percent_decode(src: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        if src[i] == b'%' && i + 2 < src.len() {
+            if let (Some(h), Some(l)) = (hex(src[i + 1]), hex(src[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(src[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `percent_decode`: split_target + percent_decode_into never panic, give
+/// parts of the input, decode no longer than the input, decode a string
+/// without '%' to itself, and agree with a reference decoder.
+pub fn check_percent_decode(data: &[u8]) {
+    let (path, query) = url::split_target(data);
+    assert!(
+        path.len() + query.len() <= data.len().max(1),
+        "split grew the target"
+    );
+    assert!(
+        path == b"/" || is_subslice(data, path),
+        "path is not part of the target"
+    );
+    assert!(is_subslice(data, query), "query is not part of the target");
+    for s in [data, path, query] {
+        let mut out = b"prefix".to_vec();
+        url::percent_decode_into(s, &mut out);
+        assert!(out.starts_with(b"prefix"), "earlier output clobbered");
+        let out = &out[6..];
+        assert!(out.len() <= s.len(), "decoded longer than the input");
+        if !s.contains(&b'%') {
+            assert_eq!(out, s, "no '%' but not the identity");
+        }
+        assert_eq!(
+            out,
+            &reference_percent_decode(s)[..],
+            "differs from the reference"
+        );
+    }
+}
+
+fn is_subslice(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let (h, n) = (hay.as_ptr() as usize, needle.as_ptr() as usize);
+    n >= h && n + needle.len() <= h + hay.len()
+}
+
+// ---------------------------------------------------------------------------
+// conn
+// ---------------------------------------------------------------------------
+
+enum ReadOp {
+    Data(Vec<u8>),
+    WouldBlock,
+}
+
+/// A scripted socket: reads come from `reads` (then WouldBlock, or EOF once
+/// `eof` is set); writes take sizes from `write_sizes` in turn (0 means
+/// WouldBlock) while `blocking` is set, everything otherwise.
+struct MockStream {
+    reads: VecDeque<ReadOp>,
+    eof: bool,
+    write_sizes: Vec<usize>,
+    write_at: usize,
+    blocking: bool,
+    out: Rc<RefCell<Vec<u8>>>,
+    shut: bool,
+}
+
+impl Read for MockStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.reads.front_mut() {
+            Some(ReadOp::Data(v)) => {
+                let n = v.len().min(buf.len());
+                buf[..n].copy_from_slice(&v[..n]);
+                v.drain(..n);
+                if v.is_empty() {
+                    self.reads.pop_front();
+                }
+                Ok(n)
+            }
+            Some(ReadOp::WouldBlock) => {
+                self.reads.pop_front();
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            None if self.eof => Ok(0),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl MockStream {
+    fn allowance(&mut self) -> usize {
+        if !self.blocking || self.write_sizes.is_empty() {
+            return usize::MAX;
+        }
+        let n = self.write_sizes[self.write_at % self.write_sizes.len()];
+        self.write_at += 1;
+        n
+    }
+}
+
+impl Write for MockStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        assert!(!self.shut, "write after shutdown_write");
+        let mut left = self.allowance();
+        if left == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut out = self.out.borrow_mut();
+        let mut n = 0;
+        for b in bufs {
+            let take = b.len().min(left);
+            out.extend_from_slice(&b[..take]);
+            n += take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for MockStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shut = true;
+        Ok(())
+    }
+}
+
+/// What the stub app saw and did, shared with its responses.
+#[derive(Default)]
+struct Stats {
+    calls: Cell<usize>,
+    /// Per call: the request was HEAD (its response carries no body).
+    head_requests: RefCell<Vec<bool>>,
+    created: Cell<usize>,
+    closed: Cell<usize>,
+    /// A response failed after its head was produced.
+    failed_after_head: Cell<bool>,
+}
+
+struct StubApp {
+    stats: Rc<Stats>,
+}
+
+struct StubResponse {
+    events: VecDeque<Result<Event<Vec<u8>>, AppFailure>>,
+    head_given: bool,
+    ready: bool,
+    closed: bool,
+    stats: Rc<Stats>,
+}
+
+impl Response for StubResponse {
+    type Chunk = Vec<u8>;
+
+    fn next(&mut self) -> Result<Event<Vec<u8>>, AppFailure> {
+        assert!(!self.closed, "next() after close()");
+        match self.events.pop_front() {
+            Some(Ok(e)) => {
+                if matches!(e, Event::Head(_)) {
+                    self.head_given = true;
+                }
+                Ok(e)
+            }
+            Some(Err(f)) => {
+                if self.head_given {
+                    self.stats.failed_after_head.set(true);
+                }
+                Err(f)
+            }
+            None => panic!("next() after End or failure"),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.ready
+    }
+
+    fn close(&mut self) {
+        assert!(!self.closed, "close() called twice");
+        self.closed = true;
+        self.stats.closed.set(self.stats.closed.get() + 1);
+    }
+}
+
+impl Drop for StubResponse {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(self.closed, "response dropped without close()");
+        }
+    }
+}
+
+/// Response shapes, chosen by the last byte of the request target.
+const SHAPES: u8 = 7;
+
+impl App for StubApp {
+    type Response = StubResponse;
+
+    fn call(&mut self, req: Request<'_>) -> Result<StubResponse, AppFailure> {
+        let k = self.stats.calls.get();
+        self.stats.calls.set(k + 1);
+        let head_request = req.method == b"HEAD";
+        self.stats.head_requests.borrow_mut().push(head_request);
+        // The request as handed over: spans inside the head, method and
+        // target what the parser allows.
+        assert!(!req.method.is_empty() && req.method.iter().all(|&b| is_tchar(b)));
+        assert!(!req.target.is_empty());
+        for h in req.headers {
+            let _ = h.name.get(req.head);
+            let _ = h.value.get(req.head);
+            assert!((h.value.end as usize) <= req.head.len());
+        }
+        // The body is the whole body: as long as the framing said.
+        match body::analyze(req.head, req.version, req.headers) {
+            Ok(info) => match info.framing {
+                BodyFraming::Length(n) => assert_eq!(req.body.len(), n, "body length"),
+                BodyFraming::Empty => assert!(req.body.is_empty(), "body without framing"),
+                BodyFraming::Chunked => {}
+            },
+            Err(e) => panic!("app called for a request analyze refuses: {e:?}"),
+        }
+        let shape = req.target.last().copied().unwrap_or(0) % SHAPES;
+        let size = usize::from(req.target.first().copied().unwrap_or(0) % 8) * 7;
+        let ready = req.target.len() % 2 == 0;
+        if shape == 2 {
+            return Err(AppFailure);
+        }
+        let body: Vec<u8> = format!("call {k} body {} ", req.body.len())
+            .into_bytes()
+            .into_iter()
+            .cycle()
+            .take(size)
+            .collect();
+        let mut header_lines = format!("X-Call: {k}\r\n").into_bytes();
+        let with_length = |h: &mut Vec<u8>, n: usize| {
+            h.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            Some(n as u64)
+        };
+        let mut head = ResponseHead {
+            status: 200,
+            status_line: b"200 OK".to_vec(),
+            ..Default::default()
+        };
+        let mut events: VecDeque<Result<Event<Vec<u8>>, AppFailure>> = VecDeque::new();
+        // Body data in up to three pieces, one of them possibly empty.
+        let pieces = |body: &[u8]| -> Vec<Vec<u8>> {
+            let a = body.len() / 3;
+            let b = body.len() / 2;
+            vec![body[..a].to_vec(), body[a..b].to_vec(), body[b..].to_vec()]
+        };
+        match shape {
+            // Content-Length.
+            0 => {
+                head.content_length = with_length(&mut header_lines, body.len());
+                head.header_lines = header_lines;
+                events.push_back(Ok(Event::Head(head)));
+                events.extend(pieces(&body).into_iter().map(|p| Ok(Event::Data(p))));
+            }
+            // No Content-Length: chunked (1.1) or until close (1.0).
+            1 => {
+                head.header_lines = header_lines;
+                events.push_back(Ok(Event::Head(head)));
+                events.extend(pieces(&body).into_iter().map(|p| Ok(Event::Data(p))));
+            }
+            // Fails before its head.
+            3 => events.push_back(Err(AppFailure)),
+            // Fails after its head and some data.
+            4 => {
+                if size % 2 == 0 {
+                    head.content_length = with_length(&mut header_lines, body.len() + 10);
+                }
+                head.header_lines = header_lines;
+                events.push_back(Ok(Event::Head(head)));
+                events.push_back(Ok(Event::Data(body)));
+                events.push_back(Err(AppFailure));
+            }
+            // 204: data given is not sent.
+            5 => {
+                head.status = 204;
+                head.status_line = b"204 No Content".to_vec();
+                head.header_lines = header_lines;
+                events.push_back(Ok(Event::Head(head)));
+                events.push_back(Ok(Event::Data(b"dropped".to_vec())));
+            }
+            // More data than its Content-Length: cut to the length.
+            _ => {
+                head.content_length = with_length(&mut header_lines, body.len());
+                head.header_lines = header_lines;
+                events.push_back(Ok(Event::Head(head)));
+                let mut more = body;
+                more.extend_from_slice(b"excess");
+                events.push_back(Ok(Event::Data(more)));
+            }
+        }
+        if !matches!(events.back(), Some(Err(_))) {
+            events.push_back(Ok(Event::End));
+        }
+        self.stats.created.set(self.stats.created.get() + 1);
+        Ok(StubResponse {
+            events,
+            head_given: false,
+            ready,
+            closed: false,
+            stats: self.stats.clone(),
+        })
+    }
+}
+
+/// One response read back from the connection's output.
+#[derive(Debug)]
+struct Parsed {
+    status: u16,
+    call: Option<usize>,
+    close: bool,
+    /// The output ended inside this response.
+    truncated: bool,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads responses back from `out`. `is_head(call)` says whether the request
+/// of app call `call` was HEAD; a canned 500 answers the call counted next.
+/// A response cut short ends the list with `truncated` set; bytes that are
+/// not a response (or a response framed wrongly) panic.
+fn parse_output(out: &[u8], head_requests: &[bool]) -> Vec<Parsed> {
+    let mut res = Vec::new();
+    let mut at = 0;
+    let mut next_call = 0usize;
+    while at < out.len() {
+        let rest = &out[at..];
+        let truncated = |status, call, close| Parsed {
+            status,
+            call,
+            close,
+            truncated: true,
+        };
+        let Some(end) = find(rest, b"\r\n\r\n") else {
+            assert!(
+                b"HTTP/1.1 ".starts_with(&rest[..rest.len().min(9)])
+                    || rest.starts_with(b"HTTP/1.1 "),
+                "garbage where a response should start: {:?}",
+                String::from_utf8_lossy(rest)
+            );
+            res.push(truncated(0, None, false));
+            return res;
+        };
+        let head = &rest[..end + 2];
+        let mut lines = head.split(|&b| b == b'\n');
+        let status_line = lines.next().unwrap_or_default();
+        assert!(
+            status_line.starts_with(b"HTTP/1.1 ") && status_line.ends_with(b"\r"),
+            "bad status line {:?}",
+            String::from_utf8_lossy(status_line)
+        );
+        let code = std::str::from_utf8(&status_line[9..status_line.len().min(12)])
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok())
+            .expect("status code");
+        assert_eq!(status_line.get(12), Some(&b' '), "status line");
+        let mut length: Option<usize> = None;
+        let mut chunked = false;
+        let mut close = false;
+        let mut call = None;
+        let mut dates = 0;
+        for l in lines.filter(|l| !l.is_empty()) {
+            assert!(l.ends_with(b"\r"), "header line without CRLF");
+            let l = &l[..l.len() - 1];
+            let colon = l
+                .iter()
+                .position(|&b| b == b':')
+                .expect("header without colon");
+            let (name, value) = (&l[..colon], &l[colon + 1..]);
+            assert!(
+                !name.is_empty() && name.iter().all(|&b| is_tchar(b)),
+                "bad header name"
+            );
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            let value_str = std::str::from_utf8(value).unwrap_or("");
+            match name.to_ascii_lowercase().as_slice() {
+                b"content-length" => {
+                    assert!(length.is_none(), "two Content-Length");
+                    length = Some(value_str.parse().expect("Content-Length value"));
+                }
+                b"transfer-encoding" => {
+                    assert_eq!(value, b"chunked");
+                    chunked = true;
+                }
+                b"connection" => {
+                    assert!(value == b"close" || value == b"keep-alive");
+                    close |= value == b"close";
+                }
+                b"x-call" => call = Some(value_str.parse::<usize>().expect("X-Call")),
+                b"date" => {
+                    assert_eq!(value, DATE);
+                    dates += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            !(chunked && length.is_some()),
+            "both Content-Length and chunked"
+        );
+        at += end + 4;
+        if code == 100 {
+            assert_eq!(head, b"HTTP/1.1 100 Continue\r\n");
+            continue;
+        }
+        assert_eq!(dates, 1, "Date header count");
+        let app_call = match call {
+            Some(k) => {
+                assert_eq!(k, next_call, "responses out of order");
+                next_call += 1;
+                Some(k)
+            }
+            None if code == 500 => {
+                next_call += 1;
+                Some(next_call - 1)
+            }
+            None => {
+                assert!(
+                    matches!(code, 400 | 408 | 413 | 414 | 431 | 501 | 505),
+                    "unexpected status {code}"
+                );
+                assert!(close, "protocol error without Connection: close");
+                None
+            }
+        };
+        let head_request = app_call
+            .and_then(|k| head_requests.get(k).copied())
+            .unwrap_or(false);
+        // A response to HEAD has no body, whoever wrote it (the app's, or
+        // the canned 500 when the app failed before its head).
+        let no_body = head_request || code == 204 || code == 304;
+        let body_end = if no_body {
+            Some(at)
+        } else if chunked {
+            chunked_end(out, at)
+        } else if let Some(n) = length {
+            at.checked_add(n).filter(|&e| e <= out.len())
+        } else {
+            // Until close: everything else is its body.
+            assert!(close, "body until close without Connection: close");
+            Some(out.len())
+        };
+        match body_end {
+            Some(e) => {
+                at = e;
+                res.push(Parsed {
+                    status: code,
+                    call,
+                    close,
+                    truncated: false,
+                });
+                if close {
+                    assert_eq!(
+                        at,
+                        out.len(),
+                        "bytes written after a Connection: close response"
+                    );
+                }
+            }
+            None => {
+                res.push(truncated(code, call, close));
+                return res;
+            }
+        }
+    }
+    res
+}
+
+/// Where a chunked body starting at `at` ends, None if it is cut short
+/// (malformed chunk framing panics).
+fn chunked_end(out: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let rest = out.get(at..)?;
+        let line_end = find(rest, b"\r\n")?;
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s, 16).ok())
+            .expect("bad chunk-size line in output");
+        at += line_end + 2;
+        if size == 0 {
+            // No trailers from us.
+            let t = out.get(at..at + 2)?;
+            assert_eq!(t, b"\r\n", "no CRLF after the last chunk");
+            return Some(at + 2);
+        }
+        at = at.checked_add(size)?;
+        let crlf = out.get(at..at + 2)?;
+        assert_eq!(crlf, b"\r\n", "chunk data not followed by CRLF");
+        at += 2;
+    }
+}
+
+const MAX_DRIVES: usize = 200_000;
+
+/// `conn`: the connection state machine over a scripted socket with a stub
+/// app. See docs/FUZZING.md for the invariants.
+pub fn check_conn(data: &[u8]) {
+    let (cfg, bytes) = split_cfg(data);
+    let mut rng = Rng::new(&cfg);
+    let mut settings = ConnSettings::default();
+    match cfg[0] % 4 {
+        1 => settings.high_water = 1 + rng.below(64) as usize,
+        2 => settings.high_water = 1 + rng.below(4096) as usize,
+        _ => {}
+    }
+    match cfg[1] % 8 {
+        0 => settings.limit_request_body = rng.below(64),
+        1 => {
+            let b = rng.next().to_le_bytes();
+            settings.limits = small_limits([b[0], b[1], b[2]]);
+        }
+        _ => {}
+    }
+    // The client closes its side after the script (else it just goes quiet
+    // and the connection must have flushed everything).
+    let eof_after = cfg[2] % 4 == 0;
+    let big_reads = cfg[3] % 2 == 0;
+
+    let mut reads = VecDeque::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let max = if big_reads { 512 } else { 16 };
+        let n = (1 + rng.below(max) as usize).min(rest.len());
+        reads.push_back(ReadOp::Data(rest[..n].to_vec()));
+        rest = &rest[n..];
+        if rng.below(2) == 0 {
+            reads.push_back(ReadOp::WouldBlock);
+        }
+    }
+    let mut write_sizes: Vec<usize> = (0..rng.below(16))
+        .map(|_| match rng.below(8) {
+            0 => 0,
+            1 | 2 => 1 + rng.below(8) as usize,
+            _ => 1 + rng.below(2048) as usize,
+        })
+        .collect();
+    // At least one write in each round of the schedule makes progress.
+    write_sizes.push(1 + rng.below(64) as usize);
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let stream = MockStream {
+        reads,
+        eof: eof_after,
+        write_sizes,
+        write_at: 0,
+        blocking: true,
+        out: out.clone(),
+        shut: false,
+    };
+    let stats = Rc::new(Stats::default());
+    let mut app = StubApp {
+        stats: stats.clone(),
+    };
+    let mut conn = Conn::new(
+        stream,
+        Peer::Unix,
+        Rc::new(Local::Unix("/fuzz.sock".into())),
+        Rc::new(settings),
+        Instant::now(),
+    );
+
+    // Phase 1: the script plays out; then writes stop blocking and the
+    // connection must come to rest (Open with nothing left to do) or close.
+    let mut drives = 0usize;
+    let mut closed = false;
+    loop {
+        drives += 1;
+        assert!(drives <= MAX_DRIVES, "drive loop does not terminate");
+        let ctx = Ctx {
+            now: Instant::now(),
+            date: DATE,
+            draining: false,
+        };
+        let before = out.borrow().len();
+        let p = conn.drive(&mut app, &ctx);
+        let script_done = conn.stream().reads.is_empty();
+        match p {
+            Progress::Closed => {
+                closed = true;
+                break;
+            }
+            Progress::Yield => {}
+            Progress::Open => {
+                if script_done {
+                    if conn.stream().blocking {
+                        conn.stream_mut().blocking = false;
+                    } else if out.borrow().len() == before {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let rested_len = out.borrow().len();
+    // Phase 2: the client goes away (EOF); the connection must close soon
+    // without writing anything more.
+    if !closed {
+        conn.stream_mut().eof = true;
+        conn.stream_mut().blocking = false;
+        let mut n = 0;
+        loop {
+            n += 1;
+            assert!(n <= 1000, "connection does not close after EOF");
+            let ctx = Ctx {
+                now: Instant::now(),
+                date: DATE,
+                draining: false,
+            };
+            if conn.drive(&mut app, &ctx) == Progress::Closed {
+                break;
+            }
+        }
+        assert_eq!(
+            out.borrow().len(),
+            rested_len,
+            "output after the client went away"
+        );
+    }
+    drop(conn);
+
+    assert_eq!(
+        stats.closed.get(),
+        stats.created.get(),
+        "close() not called once per response"
+    );
+    let out = out.borrow();
+    let heads = stats.head_requests.borrow();
+    if std::env::var_os("FUZZ_CONN_DEBUG").is_some() {
+        eprintln!(
+            "calls {} heads {:?} eof_after {eof_after} drives {drives}\n{}",
+            stats.calls.get(),
+            heads,
+            String::from_utf8_lossy(&out).escape_debug()
+        );
+    }
+    let parsed = parse_output(&out, &heads);
+    let answered = parsed
+        .iter()
+        .filter(|r| r.call.is_some() || r.status == 500)
+        .count();
+    assert!(
+        answered <= stats.calls.get(),
+        "more app responses than calls"
+    );
+    if let Some(i) = parsed.iter().position(|r| r.close) {
+        assert_eq!(i + 1, parsed.len(), "response after Connection: close");
+    }
+    if let Some(last) = parsed.last() {
+        if last.close && last.call.is_none() && last.status != 500 {
+            // A protocol error: nothing after it, and no app call after the
+            // ones answered before it.
+            assert_eq!(
+                answered,
+                stats.calls.get(),
+                "app called after a protocol error"
+            );
+        }
+    }
+    if !eof_after {
+        // Nothing was lost: every call answered, and only a response whose
+        // app failed after its head is cut short.
+        assert_eq!(answered, stats.calls.get(), "an app call went unanswered");
+        if parsed.last().is_some_and(|r| r.truncated) {
+            assert!(
+                stats.failed_after_head.get(),
+                "truncated response without an app failure"
+            );
+        }
+    }
+}
