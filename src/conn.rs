@@ -51,7 +51,7 @@ pub struct Ctx<'a> {
 /// Free space wanted before a read. The buffer is not grown (and so not
 /// re-zeroed) while this much is free: a typical head fits many times.
 const READ_SPARE: usize = 2 * 1024;
-const INITIAL_INBUF: usize = 8 * 1024;
+const INITIAL_INBUF: usize = 4 * 1024;
 /// Free space wanted before reading body bytes: large reads, few syscalls.
 /// The buffer shrinks back once the connection is idle again.
 const BODY_READ_SPARE: usize = 64 * 1024;
@@ -491,7 +491,14 @@ impl<S: Stream, R: Response> Conn<S, R> {
         match result {
             Ok(0) => {
                 log::debug!("{} closed mid-body", self.peer);
-                Step::Close
+                if self.out.is_empty() {
+                    Step::Close
+                } else {
+                    // As mid-head: answers to earlier pipelined requests are
+                    // still queued, and the client may still read them.
+                    self.state = State::Closing;
+                    Step::Continue
+                }
             }
             Ok(_) => {
                 self.last_io = ctx.now;
