@@ -24,6 +24,11 @@ use crate::spool::{RequestBody, Spool, SPOOL_THRESHOLD};
 /// A byte stream that can also half-close (send FIN but keep reading).
 pub trait Stream: Read + Write {
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Switches Nagle's algorithm off (true) or on. Only TCP has it.
+    fn set_nodelay(&mut self, _nodelay: bool) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What the server should do with the connection after `drive`.
@@ -74,6 +79,10 @@ struct Active<R> {
     keep_alive: bool,
     head_request: bool,
     version: Version,
+    /// Non-empty body items sent so far.
+    items: u32,
+    /// Nagle was switched on for the rest of this body (see `Event::Data`).
+    nagle: bool,
 }
 
 enum State<R> {
@@ -548,6 +557,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     keep_alive,
                     head_request,
                     version,
+                    items: 0,
+                    nagle: false,
                 }));
             }
             Err(AppFailure) => {
@@ -644,6 +655,17 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
                 Event::Data(chunk) => {
                     let len = chunk.as_ref().len();
+                    active.items += 1;
+                    // A body of many items (a generator): from the second on,
+                    // let the kernel merge them into full segments (Nagle)
+                    // instead of sending one small segment per item; the
+                    // head and first item went out at once, and the end
+                    // switches TCP_NODELAY back on, which pushes what is
+                    // pending, so neither the start nor the end waits for a
+                    // delayed ACK.
+                    if active.items == 2 && !active.nagle {
+                        active.nagle = self.stream.set_nodelay(false).is_ok();
+                    }
                     match active.framing {
                         None => {
                             log::error!("application sent body data before its headers");
@@ -686,6 +708,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
                 Event::End => {
                     active.response.close();
+                    if active.nagle {
+                        active.nagle = false;
+                        let _ = self.stream.set_nodelay(true);
+                    }
                     let mut keep_alive = active.keep_alive;
                     match active.framing {
                         None => {

@@ -109,6 +109,13 @@ impl Stream for Socket {
             SocketKind::Unix(s) => s.shutdown(std::net::Shutdown::Write),
         }
     }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        match &mut self.kind {
+            SocketKind::Tcp(s) => s.set_nodelay(nodelay),
+            SocketKind::Unix(_) => Ok(()),
+        }
+    }
 }
 
 impl mio::event::Source for Socket {
