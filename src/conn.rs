@@ -357,13 +357,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 if !self.inbuf.is_empty() {
                     log::debug!("{} closed mid-head", self.peer);
                 }
-                if self.out.is_empty() {
-                    Step::Close
-                } else {
-                    // Answers to earlier pipelined requests are still queued.
-                    self.state = State::Closing;
-                    Step::Continue
-                }
+                self.on_peer_eof()
             }
             Ok(_) => {
                 self.last_io = ctx.now;
@@ -500,14 +494,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         match result {
             Ok(0) => {
                 log::debug!("{} closed mid-body", self.peer);
-                if self.out.is_empty() {
-                    Step::Close
-                } else {
-                    // As mid-head: answers to earlier pipelined requests are
-                    // still queued, and the client may still read them.
-                    self.state = State::Closing;
-                    Step::Continue
-                }
+                self.on_peer_eof()
             }
             Ok(_) => {
                 self.last_io = ctx.now;
@@ -781,6 +768,18 @@ impl<S: Stream, R: Response> Conn<S, R> {
         self.out.commit(n);
         self.state = State::Closing;
         Step::Continue
+    }
+
+    /// The client closed its side before a request was complete. Answers
+    /// to its earlier pipelined requests may still be queued, and a
+    /// half-closed client can still read them: send them, then close.
+    fn on_peer_eof(&mut self) -> Step {
+        if self.out.is_empty() {
+            Step::Close
+        } else {
+            self.state = State::Closing;
+            Step::Continue
+        }
     }
 
     /// Answers a protocol error and closes after it is sent.

@@ -285,10 +285,9 @@ impl Server {
             }
             let now = Instant::now();
             let mut stop = app.after_wake();
-            let date = dates.now().to_vec();
             let mut ctx = Ctx {
                 now,
-                date: &date,
+                date: dates.now(),
                 draining: draining_since.is_some(),
             };
 
@@ -364,13 +363,8 @@ impl Server {
                 && conns.len() < self.settings.max_connections
                 && draining_since.is_none()
             {
-                accepting = Accepting::Open;
-                for i in 0..self.listeners.len() {
-                    if accepting == Accepting::Open {
-                        accepting =
-                            self.accept_all(i, &mut conns, &mut ready, &conn_settings, app, &ctx);
-                    }
-                }
+                accepting =
+                    self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
             }
 
             if let Some(since) = draining_since {
@@ -391,21 +385,13 @@ impl Server {
                 next_tick = now + TICK;
                 if let Accepting::Backoff(until) = accepting {
                     if now >= until && draining_since.is_none() {
-                        accepting = Accepting::Open;
-                        // Edge-triggered: connections that queued during the
-                        // pause raise no new event, so accept them now.
-                        for i in 0..self.listeners.len() {
-                            if accepting == Accepting::Open {
-                                accepting = self.accept_all(
-                                    i,
-                                    &mut conns,
-                                    &mut ready,
-                                    &conn_settings,
-                                    app,
-                                    &ctx,
-                                );
-                            }
-                        }
+                        accepting = self.accept_everywhere(
+                            &mut conns,
+                            &mut ready,
+                            &conn_settings,
+                            app,
+                            &ctx,
+                        );
                     }
                 }
                 let expired: Vec<usize> = conns
@@ -426,6 +412,27 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Resumes accepting after a pause (limit or backoff) on every
+    /// listener: edge-triggered readiness reports nothing for connections
+    /// that queued during the pause, so they are taken now.
+    fn accept_everywhere<A: App>(
+        &self,
+        conns: &mut Slab<Conn<Socket, A::Response>>,
+        ready: &mut VecDeque<usize>,
+        settings: &Rc<ConnSettings>,
+        app: &mut A,
+        ctx: &Ctx<'_>,
+    ) -> Accepting {
+        let mut accepting = Accepting::Open;
+        for i in 0..self.listeners.len() {
+            if accepting != Accepting::Open {
+                break;
+            }
+            accepting = self.accept_all(i, conns, ready, settings, app, ctx);
+        }
+        accepting
     }
 
     /// Accepts until the listener would block, the connection limit is
