@@ -107,71 +107,8 @@ impl ServerBuilder {
     }
 
     pub fn start(self) -> Server {
-        let binds = if self.binds.is_empty() {
-            vec!["127.0.0.1:0".to_string()]
-        } else {
-            self.binds
-        };
-        let mut cmd = base_command();
-        for b in &binds {
-            cmd.arg("-b").arg(b);
-        }
-        if self.chdir {
-            cmd.arg("--chdir").arg(apps_dir());
-        }
-        cmd.args(&self.args).arg(&self.app);
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let reader = spawn_log_reader(child.stderr.take().unwrap(), lines.clone(), tx);
-        let mut server = Server {
-            child,
-            lines,
-            reader: Some(reader),
-            addrs: Vec::new(),
-            exit: None,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while server.addrs.len() < binds.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                panic!(
-                    "server did not log 'Listening at:' {} time(s) within {:?}; log:\n{}",
-                    binds.len(),
-                    START_TIMEOUT,
-                    server.log()
-                );
-            }
-            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(line) => {
-                    if let Some(addr) = parse_listening(&line) {
-                        server.addrs.push(addr);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = server.child.try_wait() {
-                        server.exit = Some(st);
-                        // Give the reader a moment to collect the last lines.
-                        thread::sleep(Duration::from_millis(100));
-                        panic!(
-                            "server exited ({st}) before listening; log:\n{}",
-                            server.log()
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let st = server.wait_timeout(Duration::from_secs(5));
-                    panic!(
-                        "server closed stderr before listening (exit {st:?}); log:\n{}",
-                        server.log()
-                    );
-                }
-            }
-        }
-        server
+        let (cmd, n_binds) = self.command();
+        start_command(cmd, n_binds)
     }
 }
 
