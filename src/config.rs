@@ -19,6 +19,8 @@ pub enum BindAddr {
     Tcp(SocketAddr),
     /// `unix:PATH`.
     Unix(PathBuf),
+    /// `fd://N`: an inherited, already listening socket.
+    Fd(i32),
 }
 
 /// Which callable to serve: `module:callable`, `module` (callable
@@ -55,6 +57,26 @@ pub struct Config {
     /// Connections served at once; past it, accepting pauses.
     pub max_connections: usize,
     pub log_level: log::LevelFilter,
+    /// Worker processes; more than one runs a master that supervises them.
+    pub workers: usize,
+    /// Import the app once in the master, before forking.
+    pub preload: bool,
+    /// Each worker listens on its own SO_REUSEPORT socket (TCP only).
+    pub reuse_port: bool,
+    /// Requests a worker serves before it is replaced; 0 = never.
+    pub max_requests: u64,
+    /// Up to this many requests are added at random to `max_requests`, so
+    /// workers do not all restart at once.
+    pub max_requests_jitter: u64,
+    /// A worker silent for longer (stuck in the app) is killed and
+    /// replaced; zero disables the check. Needs a master.
+    pub timeout: Duration,
+    /// Where to write the (master's) process id; removed at exit.
+    pub pidfile: Option<PathBuf>,
+    /// Restart workers when the app's Python files change (development).
+    pub reload: bool,
+    /// The process umask, set before binding (unix socket permissions).
+    pub umask: Option<u32>,
 }
 
 /// What the command line asks for.
@@ -110,6 +132,10 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Enough for 10,000 idle keep-alive clients with room for new ones.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// gunicorn's worker timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// More workers than this is a typo, not a deployment.
+pub const MAX_WORKERS: u64 = 1024;
 /// Upper bound for the second-valued flags: far beyond any sensible value,
 /// and small enough that `Instant + Duration` can never overflow (a panic)
 /// in the server's timers.
@@ -135,7 +161,22 @@ impl Config {
             socket_timeout: DEFAULT_SOCKET_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             log_level: log::LevelFilter::Info,
+            workers: 1,
+            preload: false,
+            reuse_port: false,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            timeout: DEFAULT_TIMEOUT,
+            pidfile: None,
+            reload: false,
+            umask: None,
         }
+    }
+
+    /// Whether a master process supervises workers. With one worker and
+    /// nothing to supervise, the server is a single process (no fork).
+    pub fn uses_master(&self) -> bool {
+        self.workers > 1 || self.max_requests > 0 || self.reload
     }
 }
 
@@ -161,6 +202,15 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("", "socket-timeout", "SECONDS"),
     ("", "max-connections", "N"),
     ("", "log-level", "LEVEL"),
+    ("w", "workers", "N"),
+    ("", "preload", ""),
+    ("", "reuse-port", ""),
+    ("", "max-requests", "N"),
+    ("", "max-requests-jitter", "N"),
+    ("t", "timeout", "SECONDS"),
+    ("p", "pid", "PATH"),
+    ("", "reload", ""),
+    ("m", "umask", "MASK"),
     ("h", "help", ""),
     ("V", "version", ""),
 ];
@@ -176,12 +226,16 @@ its result is the app). It is imported with the current directory (after
 --chdir) first on sys.path.
 
 Options (defaults in brackets):
-  -b, --bind ADDR        listen on HOST:PORT, [IPv6]:PORT, HOST (port 8000)
-                         or unix:PATH; repeatable [127.0.0.1:8000]
+  -b, --bind ADDR        listen on HOST:PORT, [IPv6]:PORT, HOST (port 8000),
+                         unix:PATH or fd://N; repeatable [127.0.0.1:8000];
+                         systemd socket activation (LISTEN_FDS) replaces it
       --chdir DIR        change to DIR before loading APP
       --pythonpath DIRS  comma-separated directories to put first on sys.path
       --virtualenv DIR   use this virtualenv's packages [$VIRTUAL_ENV]
       --backlog N        pending-connection queue length, 1-65535 [2048]
+  -m, --umask MASK       process umask, set before binding (unix socket
+                         permissions), e.g. 007
+  -p, --pid PATH         write the process id to PATH; removed at exit
       --keep-alive SECONDS
                          idle time allowed between requests; 0 disables [5]
       --limit-request-line BYTES
@@ -194,8 +248,7 @@ Options (defaults in brackets):
                          largest request body; K, M, G suffixes (powers of
                          1024) allowed; 0 = unlimited [1G]
       --graceful-timeout SECONDS
-                         time in-flight responses get after SIGTERM or
-                         SIGINT [30]
+                         time in-flight responses get after SIGTERM [30]
       --header-timeout SECONDS
                          time a request head may take to arrive, from its
                          first byte (408 beyond) [10]
@@ -203,13 +256,30 @@ Options (defaults in brackets):
                          longest stall receiving a body (408) or sending a
                          response (dropped) [30]
       --max-connections N
-                         connections served at once; past it, accepting
-                         pauses [16384]
+                         connections served at once per worker; past it,
+                         accepting pauses [16384]
       --log-level LEVEL  debug, info, warning, error or critical [info]
+
+Processes (a master supervises the workers when -w is 2 or more, or with
+--max-requests or --reload; otherwise one process serves):
+  -w, --workers N        worker processes [1]
+      --preload          import APP once in the master, before forking
+      --reuse-port       give each worker its own SO_REUSEPORT socket
+      --max-requests N   requests a worker serves before it is replaced;
+                         0 = never [0]
+      --max-requests-jitter N
+                         add 0-N at random to each worker's --max-requests
+  -t, --timeout SECONDS  kill and replace a worker stuck in the app for
+                         longer; 0 disables [30]
+      --reload           restart workers when Python files under the
+                         current directory or --pythonpath change (development)
+
   -h, --help             print this help and exit
   -V, --version          print the version and exit
 
-Signals: SIGTERM or SIGINT stops gracefully; a second SIGINT exits at once.
+Signals: TERM graceful stop; INT, QUIT quick stop (a second INT exits at
+once); with a master also HUP reload workers, TTIN/TTOU one worker more or
+less; USR1 reopen log files.
 Exit status: 0 ok, 1 startup or runtime error, 2 usage error.
 ";
 
@@ -333,6 +403,42 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
     }
     if let Some(v) = last("log-level") {
         c.log_level = parse_log_level(&v)?;
+    }
+    if let Some(v) = last("workers") {
+        let n = parse_uint("workers", &v, 1, MAX_WORKERS, "an integer 1-1024")?;
+        c.workers = n as usize;
+    }
+    c.preload = m.opt_present("preload");
+    c.reuse_port = m.opt_present("reuse-port");
+    c.reload = m.opt_present("reload");
+    if let Some(v) = last("max-requests") {
+        c.max_requests = parse_uint("max-requests", &v, 0, u64::MAX / 2, "an integer; 0 = never")?;
+    }
+    if let Some(v) = last("max-requests-jitter") {
+        c.max_requests_jitter = parse_uint(
+            "max-requests-jitter",
+            &v,
+            0,
+            u64::MAX / 2,
+            "a non-negative integer",
+        )?;
+    }
+    if let Some(v) = last("timeout") {
+        c.timeout = parse_seconds("timeout", &v)?;
+    }
+    if let Some(v) = last("pid") {
+        if v.is_empty() {
+            return Err(bad_value("pid", &v, "a file path"));
+        }
+        c.pidfile = Some(PathBuf::from(v));
+    }
+    if let Some(v) = last("umask") {
+        c.umask = Some(parse_umask(&v)?);
+    }
+    if c.reuse_port && c.binds.iter().any(|b| !matches!(b, BindAddr::Tcp(_))) {
+        return Err(err(
+            "--reuse-port applies to TCP addresses only, not unix: or fd:// binds",
+        ));
     }
     Ok(Command::Run(Box::new(c)))
 }
@@ -459,6 +565,30 @@ fn parse_dir(opt: &str, v: &str) -> Result<PathBuf, UsageError> {
     Ok(PathBuf::from(v))
 }
 
+/// gunicorn's `auto_int`: `0o22`, `022` (a leading zero means octal),
+/// `0x12` or decimal.
+fn parse_umask(v: &str) -> Result<u32, UsageError> {
+    const EXPECTED: &str = "an octal mask such as 022 or 0o077";
+    let bad = || bad_value("umask", v, EXPECTED);
+    let lower = v.to_ascii_lowercase();
+    let (digits, radix) = if let Some(d) = lower.strip_prefix("0o") {
+        (d, 8)
+    } else if let Some(d) = lower.strip_prefix("0x") {
+        (d, 16)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (&lower[1..], 8)
+    } else {
+        (lower.as_str(), 10)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    match u32::from_str_radix(digits, radix) {
+        Ok(n) if n <= 0o777 => Ok(n),
+        _ => Err(bad()),
+    }
+}
+
 fn parse_log_level(v: &str) -> Result<log::LevelFilter, UsageError> {
     use log::LevelFilter;
     Ok(match v.to_ascii_lowercase().as_str() {
@@ -496,8 +626,14 @@ pub fn parse_bind(value: &str) -> Result<BindAddr, UsageError> {
         }
         return Ok(BindAddr::Unix(PathBuf::from(path)));
     }
-    if value.starts_with("fd://") {
-        return Err(bad("fd:// is not supported"));
+    if let Some(n) = value.strip_prefix("fd://") {
+        // 0-2 are stdio, never a listening socket handed to us.
+        return match n.parse::<i32>() {
+            Ok(fd) if fd >= 3 && n.bytes().all(|b| b.is_ascii_digit()) => Ok(BindAddr::Fd(fd)),
+            _ => Err(bad(
+                "expected fd://N with a file descriptor number of 3 or more",
+            )),
+        };
     }
     if value.is_empty() {
         return Err(bad("expected HOST:PORT, [IPv6]:PORT or unix:PATH"));
@@ -935,7 +1071,11 @@ mod tests {
             "1:2:3:80x",
             "bad host:80",
             "bad\nhost:80",
-            "fd://3",
+            "fd://",
+            "fd://2",
+            "fd://-3",
+            "fd://+3",
+            "fd://x",
         ] {
             let m = parse_bind(bad).expect_err(bad).0;
             assert!(m.starts_with("rwsgi-lite: --bind: "), "{m}");
@@ -1169,7 +1309,7 @@ mod tests {
     fn usage_text() {
         let u = usage();
         assert!(u.starts_with("Usage: rwsgi-lite [OPTIONS] APP\n"));
-        assert!(u.lines().count() <= 45, "{} lines", u.lines().count());
+        assert!(u.lines().count() <= 90, "{} lines", u.lines().count());
         assert!(u.lines().all(|l| l.len() <= 80), "a line is wider than 80");
         for &(short, long, hint) in OPTIONS {
             let want = format!("--{long} {hint}");

@@ -11,10 +11,14 @@ pub mod config;
 pub mod conn;
 pub mod http;
 pub mod inbuf;
+pub mod listen;
+pub mod master;
 pub mod outbuf;
+pub mod pidfile;
 #[cfg(feature = "python")]
 pub mod python;
 pub mod server;
 pub mod spool;
+pub mod worker;
 #[cfg(feature = "python")]
 pub mod wsgi;

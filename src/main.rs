@@ -7,10 +7,18 @@ use std::process::ExitCode;
 
 use pyo3::prelude::*;
 
+use std::path::Path;
+
+use nix::unistd::ForkResult;
+
 use rwsgi_lite::app::ConnSettings;
-use rwsgi_lite::config::{self, Command, Config};
+use rwsgi_lite::config::{self, BindAddr, Command, Config};
+use rwsgi_lite::listen::{self, Listeners};
+use rwsgi_lite::master::{self, MasterSettings, Spawner, WorkerEnv};
+use rwsgi_lite::pidfile::PidFile;
 use rwsgi_lite::python::{self, LoadError};
 use rwsgi_lite::server::{Server, ServerSettings};
+use rwsgi_lite::worker::{request_budget, Heartbeat, Supervised};
 use rwsgi_lite::wsgi::{format_exception, WsgiApp};
 
 fn main() -> ExitCode {
@@ -49,7 +57,6 @@ fn main() -> ExitCode {
 /// gunicorn-style lines on stderr; RUST_LOG, when set, overrides
 /// `--log-level` (and can target modules).
 fn init_logging(level: log::LevelFilter) {
-    let pid = std::process::id();
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);
     if let Ok(spec) = std::env::var("RUST_LOG") {
@@ -57,6 +64,8 @@ fn init_logging(level: log::LevelFilter) {
     }
     builder.format(move |buf, record| {
         let ts = buf.timestamp_seconds();
+        // Per record: forked workers share this logger.
+        let pid = std::process::id();
         writeln!(buf, "[{ts}] [{pid}] [{}] {}", record.level(), record.args())
     });
     builder.init();
@@ -77,6 +86,176 @@ fn run(config: &Config) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format_args!("cannot read the current directory: {e}")),
     };
+    if let Some(mask) = config.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    raise_open_files_limit(config.max_connections);
+    let binds = match listen::systemd_fds() {
+        Some(fds) => {
+            log::info!(
+                "systemd socket activation: serving {} inherited socket(s) instead of --bind",
+                fds.len()
+            );
+            fds.into_iter().map(BindAddr::Fd).collect()
+        }
+        None => config.binds.clone(),
+    };
+    // Bind before importing the app: a taken port fails fast, without
+    // running the app's import-time side effects.
+    let listeners = match listen::open(&binds, config.backlog, config.reuse_port) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let _pidfile = match &config.pidfile {
+        Some(path) => match PidFile::create(path) {
+            Ok(f) => Some(f),
+            Err(e) => return fail(format_args!("--pid {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    if !config.uses_master() {
+        return ExitCode::from(serve(config, &listeners, &cwd, None, None) as u8);
+    }
+
+    for bound in &listeners.sockets {
+        log::info!(
+            "Listening at: {} ({})",
+            bound.describe(),
+            std::process::id()
+        );
+    }
+    let preloaded = if config.preload {
+        match load(config, &cwd) {
+            Ok(app) => Some(app),
+            Err(code) => return ExitCode::from(code as u8),
+        }
+    } else {
+        None
+    };
+    let mut reload_dirs = Vec::new();
+    if config.reload {
+        reload_dirs.push(cwd.clone());
+        reload_dirs.extend(config.pythonpath.iter().map(|p| cwd.join(p)));
+    }
+    let settings = MasterSettings {
+        workers: config.workers,
+        timeout: config.timeout,
+        graceful_timeout: config.graceful_timeout,
+        reload_dirs,
+        preloaded: preloaded.is_some(),
+        reopen_logs,
+    };
+    let mut spawner = PySpawner {
+        config,
+        listeners: &listeners,
+        cwd: &cwd,
+        preloaded,
+    };
+    let result = master::run(settings, &mut spawner);
+    if spawner.preloaded.is_some() {
+        // Python objects are released with the GIL held.
+        Python::attach(|_| drop(spawner.preloaded.take()));
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// SIGUSR1.
+fn reopen_logs() {}
+
+/// Forks workers for the master and runs them.
+struct PySpawner<'a> {
+    config: &'a Config,
+    listeners: &'a Listeners,
+    cwd: &'a Path,
+    /// `--preload`: the app the master imported.
+    preloaded: Option<Py<PyAny>>,
+}
+
+impl Spawner for PySpawner<'_> {
+    fn fork(&mut self) -> nix::Result<ForkResult> {
+        python::fork()
+    }
+
+    fn serve(&mut self, env: WorkerEnv) -> i32 {
+        let code = serve(
+            self.config,
+            self.listeners,
+            self.cwd,
+            Some(env),
+            self.preloaded.take(),
+        );
+        python::finalize();
+        code
+    }
+}
+
+/// Starts Python (once per process), puts the app's directories on
+/// sys.path and imports the app. On failure the error has been reported
+/// and the exit status is returned.
+fn load(config: &Config, cwd: &Path) -> Result<Py<PyAny>, i32> {
+    let argv: Vec<String> = std::env::args().take(1).collect();
+    if let Err(e) = python::initialize(config.virtualenv.as_deref(), &argv) {
+        eprintln!("rwsgi-lite: {e}");
+        return Err(1);
+    }
+    Python::attach(|py| {
+        let mut path = vec![cwd.to_path_buf()];
+        path.extend(config.pythonpath.iter().cloned());
+        if let Err(e) = python::prepend_sys_path(py, &path) {
+            eprintln!("rwsgi-lite: cannot set sys.path: {e}");
+            return Err(1);
+        }
+        match python::load_app(py, &config.app) {
+            Ok(app) => Ok(app.unbind()),
+            Err(LoadError::Raised(traceback)) if config.reload => {
+                log::error!(
+                    "failed to load application '{}'; answering 500 until a file changes",
+                    describe_spec(config)
+                );
+                python::failed_import_app(py, &traceback)
+                    .map(Bound::unbind)
+                    .map_err(|e| {
+                        eprintln!("rwsgi-lite: {}", format_exception(py, &e));
+                        1
+                    })
+            }
+            Err(LoadError::Raised(_)) => {
+                eprintln!(
+                    "rwsgi-lite: failed to load application '{}'",
+                    describe_spec(config)
+                );
+                Err(1)
+            }
+            Err(e) => {
+                eprintln!("rwsgi-lite: {e}");
+                Err(1)
+            }
+        }
+    })
+}
+
+/// One serving process: the single process, or a worker under the master.
+/// Returns the exit status.
+fn serve(
+    config: &Config,
+    listeners: &Listeners,
+    cwd: &Path,
+    worker: Option<WorkerEnv>,
+    preloaded: Option<Py<PyAny>>,
+) -> i32 {
+    let app = match preloaded {
+        Some(app) => app,
+        None => match load(config, cwd) {
+            Ok(app) => app,
+            // The master tells a worker that could not import the app from
+            // one that crashed.
+            Err(_) if worker.is_some() => return master::WORKER_BOOT_ERROR,
+            Err(code) => return code,
+        },
+    };
     let settings = ServerSettings {
         conn: ConnSettings {
             limits: config.limits,
@@ -88,54 +267,67 @@ fn run(config: &Config) -> ExitCode {
         },
         graceful_timeout: config.graceful_timeout,
         max_connections: config.max_connections,
+        reopen_logs,
+        worker: worker.is_some(),
     };
-    raise_open_files_limit(config.max_connections);
-    // Bind before importing the app: a taken port fails fast, without
-    // running the app's import-time side effects.
-    let server = match Server::bind(&config.binds, config.backlog, settings) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let argv: Vec<String> = std::env::args().take(1).collect();
-    if let Err(e) = python::initialize(config.virtualenv.as_deref(), &argv) {
-        return fail(e);
-    }
-    Python::attach(|py| {
-        let mut path = vec![cwd];
-        path.extend(config.pythonpath.iter().cloned());
-        if let Err(e) = python::prepend_sys_path(py, &path) {
-            return fail(format_args!("cannot set sys.path: {e}"));
-        }
-        let app = match python::load_app(py, &config.app) {
-            Ok(app) => app,
-            Err(LoadError::Raised) => {
-                eprintln!(
-                    "rwsgi-lite: failed to load application '{}'",
-                    describe_spec(config)
-                );
-                return ExitCode::from(1);
+    let mut sockets = Vec::with_capacity(listeners.sockets.len());
+    for bound in &listeners.sockets {
+        match bound.for_worker() {
+            Ok(s) => sockets.push((s, bound.local().clone())),
+            Err(e) => {
+                eprintln!("rwsgi-lite: cannot listen on {}: {e}", bound.describe());
+                return 1;
             }
-            Err(e) => return fail(e),
-        };
+        }
+    }
+    let server = match Server::new(sockets, settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rwsgi-lite: {e}");
+            return 1;
+        }
+    };
+    Python::attach(|py| {
+        let app = app.into_bound(py);
         if let Err(e) = python::yield_sigint(py) {
             log::warn!("cannot take over SIGINT: {}", format_exception(py, &e));
         }
-        let mut wsgi = match WsgiApp::new(py, app) {
+        let wsgi = match WsgiApp::new(py, app) {
             Ok(w) => w,
-            Err(e) => return fail(format_exception(py, &e)),
+            Err(e) => {
+                eprintln!("rwsgi-lite: {}", format_exception(py, &e));
+                return 1;
+            }
         };
-        log::info!(
-            "rwsgi-lite {} serving {} ({})",
-            env!("CARGO_PKG_VERSION"),
-            describe_spec(config),
-            python::describe(py)
-        );
-        for addr in server.local_addrs() {
-            log::info!("Listening at: {addr} ({})", std::process::id());
-        }
-        match server.run(&mut wsgi) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format_args!("event loop failed: {e}")),
+        let (heartbeat, budget) = match worker {
+            Some(env) => (
+                Some(Heartbeat::new(env.heartbeat)),
+                request_budget(config.max_requests, config.max_requests_jitter),
+            ),
+            None => {
+                log::info!(
+                    "rwsgi-lite {} serving {} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    describe_spec(config),
+                    python::describe(py)
+                );
+                for bound in &listeners.sockets {
+                    log::info!(
+                        "Listening at: {} ({})",
+                        bound.describe(),
+                        std::process::id()
+                    );
+                }
+                (None, None)
+            }
+        };
+        let mut app = Supervised::new(wsgi, heartbeat, budget);
+        match server.run(&mut app) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rwsgi-lite: event loop failed: {e}");
+                1
+            }
         }
     })
 }

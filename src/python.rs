@@ -23,8 +23,9 @@ const BUILD_PYTHON: Option<&str> = option_env!("RWSGI_BUILD_PYTHON");
 pub enum LoadError {
     /// Python could not start; the message says why.
     Init(String),
-    /// Importing or calling the factory raised; the traceback was printed.
-    Raised,
+    /// Importing or calling the factory raised; the traceback (here too)
+    /// was printed.
+    Raised(String),
     /// The spec names something that is not there or not callable.
     Spec(String),
 }
@@ -33,7 +34,7 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Init(m) => write!(f, "cannot start Python: {m}"),
-            LoadError::Raised => f.write_str("the application raised while loading"),
+            LoadError::Raised(_) => f.write_str("the application raised while loading"),
             LoadError::Spec(m) => f.write_str(m),
         }
     }
@@ -141,13 +142,12 @@ pub fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
 /// Imports the module, resolves the dotted attribute, calls it if it is a
 /// factory, and checks that the result is callable.
 pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, LoadError> {
-    let module = match py.import(spec.module.as_str()) {
-        Ok(m) => m,
-        Err(e) => {
-            e.print(py);
-            return Err(LoadError::Raised);
-        }
+    let raised = |e: PyErr| {
+        let traceback = crate::wsgi::format_exception(py, &e);
+        e.print(py);
+        LoadError::Raised(traceback)
     };
+    let module = py.import(spec.module.as_str()).map_err(raised)?;
     let mut obj: Bound<'py, PyAny> = module.into_any();
     for part in spec.callable.split('.') {
         obj = obj.getattr(part).map_err(|_| {
@@ -158,13 +158,7 @@ pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny
         })?;
     }
     if spec.factory {
-        obj = match obj.call0() {
-            Ok(app) => app,
-            Err(e) => {
-                e.print(py);
-                return Err(LoadError::Raised);
-            }
-        };
+        obj = obj.call0().map_err(raised)?;
     }
     if !obj.is_callable() {
         return Err(LoadError::Spec(format!(
@@ -178,6 +172,58 @@ pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny
         )));
     }
     Ok(obj)
+}
+
+/// fork(2) for a process that may run Python. With an interpreter the fork
+/// happens inside CPython's fork hooks, as `os.fork()` does it: the import
+/// lock and thread states stay consistent and `os.register_at_fork`
+/// callbacks run.
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    use nix::unistd::ForkResult;
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { ffi::Py_IsInitialized() } == 0 {
+        // SAFETY: without an interpreter this process is single-threaded
+        // here (the master), so the child inherits no lock held by a
+        // thread that does not exist in it.
+        return unsafe { nix::unistd::fork() };
+    }
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held (attached), as the three hooks require;
+        // BeforeFork takes the interpreter's locks so that the fork sees
+        // them released, and exactly one AfterFork hook runs in each
+        // process afterwards.
+        unsafe {
+            ffi::PyOS_BeforeFork();
+            let result = nix::unistd::fork();
+            match result {
+                Ok(ForkResult::Child) => ffi::PyOS_AfterFork_Child(),
+                _ => ffi::PyOS_AfterFork_Parent(),
+            }
+            result
+        }
+    })
+}
+
+/// `--reload` keeps the server up when the app cannot be imported: this
+/// app answers every request 500 with the traceback, until a fixed file
+/// restarts the worker (gunicorn does the same).
+pub fn failed_import_app<'py>(py: Python<'py>, traceback: &str) -> PyResult<Bound<'py, PyAny>> {
+    let code = c"
+def make(message):
+    body = message.encode('utf-8', 'replace')
+    def app(environ, start_response):
+        start_response('500 Internal Server Error', [
+            ('Content-Type', 'text/plain; charset=utf-8'),
+            ('Content-Length', str(len(body))),
+        ])
+        return [body]
+    return app
+";
+    let module = PyModule::from_code(py, code, c"rwsgi_lite_reload.py", c"rwsgi_lite_reload")?;
+    let message = format!(
+        "rwsgi-lite --reload: the application failed to load; fix it and save.\n\n{traceback}"
+    );
+    module.getattr("make")?.call1((message,))
 }
 
 /// Python's default SIGINT handler raises KeyboardInterrupt at a random

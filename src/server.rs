@@ -7,22 +7,19 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::app::{App, ConnSettings, Local, Peer};
-use crate::config::BindAddr;
 use crate::conn::{Conn, Ctx, Progress, Stream};
 use crate::http::date::DateCache;
+use crate::listen::ListenSocket;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Listener i has token `LISTENER_BASE - i`; connections use their slab key.
@@ -37,14 +34,12 @@ const EMFILE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
-    Bind { addr: String, source: io::Error },
     Setup(io::Error),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
         }
     }
@@ -139,27 +134,27 @@ impl mio::event::Source for Socket {
     }
 }
 
-enum ListenSocket {
+enum MioListener {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    Unix(UnixListener),
 }
 
 struct Listener {
-    socket: ListenSocket,
+    socket: MioListener,
     local: Rc<Local>,
 }
 
 impl Listener {
     fn accept(&self) -> io::Result<(Socket, Peer)> {
         match &self.socket {
-            ListenSocket::Tcp(l) => {
+            MioListener::Tcp(l) => {
                 let (s, addr) = l.accept()?;
                 // Responses go out in one write each; Nagle would only add
                 // latency (the 40 ms delayed-ACK stall on small writes).
                 let _ = s.set_nodelay(true);
                 Ok((Socket::new(SocketKind::Tcp(s)), Peer::Tcp(addr)))
             }
-            ListenSocket::Unix(l, _) => {
+            MioListener::Unix(l) => {
                 let (s, _) = l.accept()?;
                 Ok((Socket::new(SocketKind::Unix(s)), Peer::Unix))
             }
@@ -168,16 +163,8 @@ impl Listener {
 
     fn source(&mut self) -> &mut dyn mio::event::Source {
         match &mut self.socket {
-            ListenSocket::Tcp(l) => l,
-            ListenSocket::Unix(l, _) => l,
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let ListenSocket::Unix(_, path) = &self.socket {
-            let _ = std::fs::remove_file(path);
+            MioListener::Tcp(l) => l,
+            MioListener::Unix(l) => l,
         }
     }
 }
@@ -198,6 +185,11 @@ pub struct ServerSettings {
     pub conn: ConnSettings,
     pub graceful_timeout: Duration,
     pub max_connections: usize,
+    /// SIGUSR1: reopen log files (after logrotate moved them).
+    pub reopen_logs: fn(),
+    /// A worker under a master: signals meant for the master are ignored
+    /// quietly.
+    pub worker: bool,
 }
 
 /// Bound listening sockets, ready to serve.
@@ -210,42 +202,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every address. Nothing is accepted until [`Server::run`].
-    pub fn bind(
-        binds: &[BindAddr],
-        backlog: i32,
+    /// Takes over listening sockets (from [`crate::listen`]). Nothing is
+    /// accepted until [`Server::run`].
+    pub fn new(
+        sockets: Vec<(ListenSocket, Local)>,
         settings: ServerSettings,
     ) -> Result<Server, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
-        let mut listeners = Vec::with_capacity(binds.len());
-        for bind in binds {
-            let listener = match bind {
-                BindAddr::Tcp(addr) => bind_tcp(*addr, backlog),
-                BindAddr::Unix(path) => bind_unix(path, backlog),
-            }
-            .map_err(|source| StartError::Bind {
-                addr: describe_bind(bind),
-                source,
-            })?;
-            listeners.push(listener);
-        }
+        let listeners = sockets
+            .into_iter()
+            .map(|(socket, local)| {
+                let socket = match socket {
+                    ListenSocket::Tcp(l) => MioListener::Tcp(TcpListener::from_std(l)),
+                    ListenSocket::Unix(l) => MioListener::Unix(UnixListener::from_std(l)),
+                };
+                Listener {
+                    socket,
+                    local: Rc::new(local),
+                }
+            })
+            .collect();
         Ok(Server {
             poll,
             listeners,
             settings,
             emfile_logged: std::cell::Cell::new(None),
         })
-    }
-
-    /// The addresses actually bound (port 0 resolved), for logs and tests.
-    pub fn local_addrs(&self) -> Vec<String> {
-        self.listeners
-            .iter()
-            .map(|l| match &*l.local {
-                Local::Tcp(a) => format!("http://{a}"),
-                Local::Unix(p) => format!("unix:{}", p.display()),
-            })
-            .collect()
     }
 
     /// Serves until SIGTERM/SIGINT (then drains) or until the app asks to
@@ -255,7 +237,8 @@ impl Server {
         for (i, l) in self.listeners.iter_mut().enumerate() {
             registry.register(l.source(), Token(LISTENER_BASE - i), Interest::READABLE)?;
         }
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT])?;
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
         registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
 
         let conn_settings = Rc::new(self.settings.conn.clone());
@@ -306,7 +289,16 @@ impl Server {
                             log::info!("SIGQUIT: exiting now");
                             return Ok(());
                         }
-                        _ => stop = true,
+                        SIGTERM | SIGINT => stop = true,
+                        SIGUSR1 => (self.settings.reopen_logs)(),
+                        // Their default actions (terminate, stop the
+                        // process) would surprise anyone used to sending
+                        // them to a gunicorn master.
+                        _ if self.settings.worker => {}
+                        _ => log::warn!(
+                            "signal {signal} ignored: reloading and resizing need workers \
+                             (-w 2 or more, --max-requests or --reload)"
+                        ),
                     }
                 }
             }
@@ -583,69 +575,5 @@ impl Server {
                 }
             }
         }
-    }
-}
-
-fn describe_bind(bind: &BindAddr) -> String {
-    match bind {
-        BindAddr::Tcp(a) => a.to_string(),
-        BindAddr::Unix(p) => format!("unix:{}", p.display()),
-    }
-}
-
-fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
-    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
-    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Restarting must not fail on connections lingering in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.set_cloexec(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    let std_listener: std::net::TcpListener = socket.into();
-    let local = std_listener.local_addr()?;
-    Ok(Listener {
-        socket: ListenSocket::Tcp(TcpListener::from_std(std_listener)),
-        local: Rc::new(Local::Tcp(local)),
-    })
-}
-
-fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
-    use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
-    remove_stale_socket(path)?;
-    let socket = RawSocket::new(Domain::UNIX, Type::STREAM, None)?;
-    socket.set_nonblocking(true)?;
-    socket.set_cloexec(true)?;
-    socket.bind(&SockAddr::unix(path)?)?;
-    socket.listen(backlog)?;
-    let std_listener: std::os::unix::net::UnixListener = socket.into();
-    Ok(Listener {
-        socket: ListenSocket::Unix(UnixListener::from_std(std_listener), path.to_path_buf()),
-        local: Rc::new(Local::Unix(path.to_path_buf())),
-    })
-}
-
-/// A socket file left by a crashed server blocks bind; remove it, but only
-/// when nobody is listening on it (never steal a live server's socket) and
-/// never anything that is not a socket.
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "path exists and is not a socket",
-        ));
-    }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "another server is listening on this socket",
-        )),
-        Err(_) => std::fs::remove_file(path),
     }
 }
