@@ -292,7 +292,10 @@ fn serve(
         if let Err(e) = python::yield_sigint(py) {
             log::warn!("cannot take over SIGINT: {}", format_exception(py, &e));
         }
-        let wsgi = match WsgiApp::new(py, app) {
+        let wsgi = match WsgiApp::new(py, app).and_then(|mut w| {
+            w.set_multiprocess(config.workers > 1)?;
+            Ok(w)
+        }) {
             Ok(w) => w,
             Err(e) => {
                 eprintln!("rwsgi-lite: {}", format_exception(py, &e));

@@ -60,6 +60,11 @@ pub struct EnvironBuilder<'py> {
 }
 
 impl<'py> EnvironBuilder<'py> {
+    /// Changes a key every environ starts with.
+    pub fn set_base(&mut self, key: &str, value: impl IntoPyObject<'py>) -> PyResult<()> {
+        self.base.set_item(key, value)
+    }
+
     pub fn new(py: Python<'py>) -> PyResult<Self> {
         let base = PyDict::new(py);
         base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;

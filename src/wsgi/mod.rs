@@ -30,6 +30,11 @@ impl<'py> WsgiApp<'py> {
             environ: EnvironBuilder::new(py)?,
         })
     }
+
+    /// `wsgi.multiprocess`: true when workers serve the same app.
+    pub fn set_multiprocess(&mut self, multiprocess: bool) -> PyResult<()> {
+        self.environ.set_base("wsgi.multiprocess", multiprocess)
+    }
 }
 
 impl<'py> App for WsgiApp<'py> {
