@@ -70,6 +70,10 @@ impl<'py> EnvironBuilder<'py> {
         base.set_item("wsgi.run_once", false)?;
         // The body is always complete and delimited: reading to EOF is safe.
         base.set_item("wsgi.input_terminated", true)?;
+        base.set_item(
+            "wsgi.file_wrapper",
+            py.get_type::<crate::wsgi::file_wrapper::FileWrapper>(),
+        )?;
         base.set_item("SCRIPT_NAME", "")?;
         // Nearly every request is HTTP/1.1; build() overrides it for 1.0.
         base.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
