@@ -119,6 +119,7 @@ fn drain<'py>(app: &mut WsgiApp<'py>, req: Request<'_>) -> usize {
         match response.next().expect("next") {
             Event::Head(head) => n += head.header_lines.len() + head.status_line.len(),
             Event::Data(chunk) => n += chunk.as_ref().len(),
+            Event::File(file) => n += file.len as usize,
             Event::End => break,
         }
     }

@@ -6,6 +6,7 @@
 //! the connection's buffer plus an owned body; the response comes back as a
 //! stream of [`Event`]s pulled only while the socket drains (backpressure).
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,14 +68,38 @@ pub struct ResponseHead {
     pub has_server: bool,
     /// The app sent `Connection: close`.
     pub close: bool,
+    /// The body's length when the adapter knows it although the app sent
+    /// no Content-Length (a file it serves with [`Event::File`]): the
+    /// server then frames the body with this length and says so in a
+    /// Content-Length header, so the connection can stay open.
+    pub body_length: Option<u64>,
 }
 
 /// What pulling a response yields, in order: one `Head`, then any number of
-/// `Data`, then `End`.
+/// `Data` or `File`, then `End`.
 pub enum Event<C> {
     Head(ResponseHead),
     Data(C),
+    /// Body bytes that stay in a file: the connection hands them to the
+    /// kernel (`Stream::sendfile`) instead of reading them in.
+    File(FileBody),
     End,
+}
+
+/// A stretch of a regular file to send as body bytes.
+#[derive(Debug)]
+pub struct FileBody {
+    /// The server's own descriptor (a duplicate of the app's), so the file
+    /// stays open until the last byte is sent whatever the app does with
+    /// its file object; closed when this is dropped.
+    pub file: File,
+    /// Where to start; the descriptor's own position is neither used nor
+    /// moved.
+    pub offset: u64,
+    /// Bytes to send at most: the response's Content-Length may cut them
+    /// shorter. A file that ends sooner cuts the connection, as any body
+    /// shorter than its announced length does.
+    pub len: u64,
 }
 
 /// The application raised or broke the protocol. The adapter has already

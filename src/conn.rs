@@ -7,11 +7,13 @@
 //! N and broken pipes are unit tests with a mock stream. Every path that
 //! input can reach ends in a response or a close, never a panic.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::app::{App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response};
+use crate::app::{App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response};
 use crate::http::body::{self, BodyFraming, RequestInfo};
 use crate::http::chunked::{self, ChunkedDecoder};
 use crate::http::parse::{HeadParser, Status, Version};
@@ -28,6 +30,50 @@ pub trait Stream: Read + Write {
     /// Switches Nagle's algorithm off (true) or on. Only TCP has it.
     fn set_nodelay(&mut self, _nodelay: bool) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Writes up to `len` bytes of `file` starting at `offset` (the file's
+    /// own position is neither used nor moved) and returns how many the
+    /// stream took; `Ok(0)` means the file ends at `offset`. Blocks like
+    /// `write`: `WouldBlock` when the stream is full.
+    ///
+    /// The default reads one block and writes it, for streams the kernel
+    /// cannot feed from a file directly (and for mock streams); sockets
+    /// override it with sendfile(2).
+    fn sendfile(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        copy_file_block(self, file, offset, len)
+    }
+}
+
+/// Block size of the copying fallback of [`Stream::sendfile`]: on the stack,
+/// so a file of any size costs no memory.
+const FILE_COPY_BLOCK: usize = 32 * 1024;
+
+/// One step of [`Stream::sendfile`] through user space: `pread` a block,
+/// then one `write` of it. A block the stream did not take is read again
+/// next time, which keeps this stateless.
+pub fn copy_file_block<W: Write + ?Sized>(
+    out: &mut W,
+    file: &File,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut block = [0u8; FILE_COPY_BLOCK];
+    let want = len.min(block.len());
+    let n = loop {
+        match file.read_at(&mut block[..want], offset) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if n == 0 {
+        return Ok(0);
+    }
+    match out.write(&block[..n])? {
+        // Ok(0) here would read as "the file ended".
+        0 => Err(io::ErrorKind::WriteZero.into()),
+        written => Ok(written),
     }
 }
 
@@ -83,6 +129,30 @@ struct Active<R> {
     items: u32,
     /// Nagle was switched on for the rest of this body (see `Event::Data`).
     nagle: bool,
+    /// A file body being sent; nothing more is pulled until it is done.
+    file: Option<FilePart>,
+}
+
+/// The unsent rest of an [`Event::File`].
+struct FilePart {
+    file: File,
+    offset: u64,
+    left: u64,
+    sent: u64,
+    /// It is one chunk of a chunked body: its CRLF follows the last byte.
+    chunked: bool,
+}
+
+/// How sending (part of) a file body ended.
+enum FileSend {
+    Done,
+    /// The socket is full: wait until it is writable.
+    Blocked,
+    /// This `drive`'s share is spent: let the others have a turn.
+    Budget,
+    /// The file ended before its length: it shrank after it was measured.
+    Short,
+    Failed(io::Error),
 }
 
 enum State<R> {
@@ -105,6 +175,12 @@ enum State<R> {
     },
     Closed,
 }
+
+/// File body bytes sent per `drive`: a fast client must not keep the loop
+/// on one large file while others wait.
+const FILE_BUDGET: u64 = 4 * 1024 * 1024;
+/// Most bytes asked of one `sendfile` call (Linux moves at most ~2 GiB).
+const SENDFILE_MAX: u64 = 1 << 30;
 
 /// Application pulls (calls into the app's iterable) per `drive`: one
 /// connection streaming a slow generator must not starve the others, the
@@ -138,6 +214,8 @@ pub struct Conn<S, R: Response> {
     idle_until: Option<Instant>,
     /// Pulls left in the current `drive`.
     budget: u32,
+    /// File body bytes left to send in the current `drive`.
+    file_budget: u64,
     /// When a byte last moved in either direction: stalls are measured
     /// from here.
     last_io: Instant,
@@ -171,6 +249,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             out: OutQueue::new(),
             idle_until,
             budget: PULL_BUDGET,
+            file_budget: FILE_BUDGET,
             last_io: now,
             drained: false,
             peer_closed: false,
@@ -192,7 +271,12 @@ impl<S: Stream, R: Response> Conn<S, R> {
 
     /// Output is waiting for the socket to become writable.
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.sending_file()
+    }
+
+    /// A file body is part-way out (the output queue may be empty).
+    fn sending_file(&self) -> bool {
+        matches!(&self.state, State::Respond(active) if active.file.is_some())
     }
 
     /// True while no request is in progress: nothing to lose by closing.
@@ -203,6 +287,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// Advances the connection as far as the socket allows.
     pub fn drive<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Progress {
         self.budget = PULL_BUDGET;
+        self.file_budget = FILE_BUDGET;
         self.drained = false;
         loop {
             let step = match self.state {
@@ -276,7 +361,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         match self.state {
             State::Linger { until, .. } => Some(until),
             // Output the client is not reading, whatever else goes on.
-            _ if !self.out.is_empty() => Some(stall),
+            _ if !self.out.is_empty() || self.sending_file() => Some(stall),
             State::Head { since: None } => self.idle_until,
             // From the head's first byte: a trickle does not extend it.
             State::Head { since: Some(t) } => Some(t + self.settings.header_timeout),
@@ -305,7 +390,9 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 Progress::Open
             }
             _ => {
-                if !self.out.is_empty() && !matches!(self.state, State::Linger { .. }) {
+                if (!self.out.is_empty() || self.sending_file())
+                    && !matches!(self.state, State::Linger { .. })
+                {
                     log::info!("{}: client stopped reading; dropped", self.peer);
                 }
                 self.abort();
@@ -546,6 +633,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     version,
                     items: 0,
                     nagle: false,
+                    file: None,
                 }));
             }
             Err(AppFailure) => {
@@ -568,6 +656,42 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Step::Continue;
         };
         while self.out.len() < self.settings.high_water {
+            if let Some(part) = &mut active.file {
+                if !self.out.is_empty() {
+                    // The head (and any body before the file) goes first.
+                    return Step::Blocked;
+                }
+                let before = part.left;
+                let result = send_file(&mut self.stream, part, &mut self.file_budget);
+                if part.left != before {
+                    self.last_io = ctx.now;
+                }
+                match result {
+                    FileSend::Done => {
+                        log::debug!("{}: sent {} bytes of a file", self.peer, part.sent);
+                        if part.chunked {
+                            self.out.push_bytes(b"\r\n");
+                        }
+                        active.file = None;
+                        continue;
+                    }
+                    FileSend::Blocked => return Step::Blocked,
+                    FileSend::Budget => return Step::Yield,
+                    FileSend::Short => {
+                        log::error!(
+                            "a file body ended {} bytes early (truncated while being sent?); closing",
+                            part.left
+                        );
+                        active.response.close();
+                        self.state = State::Closing;
+                        return Step::Continue;
+                    }
+                    FileSend::Failed(e) => {
+                        log::debug!("sending a file to {} failed: {e}", self.peer);
+                        return Step::Close;
+                    }
+                }
+            }
             if !active.response.ready() {
                 if !self.out.is_empty() {
                     // What we have goes out before the app runs again.
@@ -617,7 +741,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         active.head_request,
                         active.version,
                         head.status,
-                        head.content_length,
+                        head.content_length.or(head.body_length),
                     );
                     active.keep_alive = active.keep_alive
                         && !ctx.draining
@@ -627,12 +751,19 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         active.remaining = n;
                     }
                     active.framing = Some(framing);
+                    // The adapter knows the length the app did not give (a
+                    // file): say it, as a GET would for a HEAD request.
+                    let added_length = match head.content_length {
+                        None if head.status != 204 && head.status != 304 => head.body_length,
+                        _ => None,
+                    };
                     let out = self.out.tail();
                     let before = out.len();
                     write_head(
                         out,
                         &head,
                         framing,
+                        added_length,
                         active.keep_alive,
                         active.version,
                         ctx.date,
@@ -691,6 +822,46 @@ impl<S: Stream, R: Response> Conn<S, R> {
                             }
                         }
                         Some(ResponseFraming::UntilClose) => self.out.push_chunk(chunk),
+                    }
+                }
+                Event::File(body) => {
+                    let FileBody { file, offset, len } = body;
+                    let (len, chunked) = match active.framing {
+                        None => {
+                            log::error!("application sent body data before its headers");
+                            active.response.close();
+                            self.state = State::Closing;
+                            return Step::Continue;
+                        }
+                        Some(ResponseFraming::NoBody) => (0, false),
+                        // Exactly the Content-Length: a longer file is cut,
+                        // a shorter one ends the body early (End closes).
+                        Some(ResponseFraming::Length(_)) => {
+                            let n = len.min(active.remaining);
+                            active.remaining -= n;
+                            (n, false)
+                        }
+                        Some(ResponseFraming::Chunked) => {
+                            let n = len.min(usize::MAX as u64);
+                            if n > 0 {
+                                let out = self.out.tail();
+                                let before = out.len();
+                                chunked::write_chunk_size(n as usize, out);
+                                let written = out.len() - before;
+                                self.out.commit(written);
+                            }
+                            (n, true)
+                        }
+                        Some(ResponseFraming::UntilClose) => (len, false),
+                    };
+                    if len > 0 {
+                        active.file = Some(FilePart {
+                            file,
+                            offset,
+                            left: len,
+                            sent: 0,
+                            chunked,
+                        });
                     }
                 }
                 Event::End => {
@@ -823,6 +994,7 @@ fn write_head(
     out: &mut Vec<u8>,
     head: &crate::app::ResponseHead,
     framing: ResponseFraming,
+    content_length: Option<u64>,
     keep_alive: bool,
     version: Version,
     date: &[u8],
@@ -842,12 +1014,44 @@ fn write_head(
     if framing == ResponseFraming::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
+    if let Some(n) = content_length {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Sends file body bytes until the part is done, the socket is full, the
+/// file ends early, or this drive's budget is spent.
+fn send_file<S: Stream>(stream: &mut S, part: &mut FilePart, budget: &mut u64) -> FileSend {
+    loop {
+        if part.left == 0 {
+            return FileSend::Done;
+        }
+        if *budget == 0 {
+            return FileSend::Budget;
+        }
+        let want = part.left.min(*budget).min(SENDFILE_MAX) as usize;
+        match stream.sendfile(&part.file, part.offset, want) {
+            Ok(0) => return FileSend::Short,
+            Ok(n) => {
+                let n = (n as u64).min(part.left);
+                part.offset += n;
+                part.left -= n;
+                part.sent += n;
+                *budget = budget.saturating_sub(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FileSend::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return FileSend::Failed(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct Socket {
     /// Registered for writable too. Only while output is blocked: always-on
     /// write interest under edge triggering wakes the loop for every ACK.
     write_interest: bool,
+    /// sendfile(2) refused this socket (or the files sent to it): copy
+    /// through a buffer from then on instead of failing every call.
+    no_sendfile: bool,
 }
 
 enum SocketKind {
@@ -66,6 +69,7 @@ impl Socket {
         Socket {
             kind,
             write_interest: false,
+            no_sendfile: false,
         }
     }
 }
@@ -110,6 +114,40 @@ impl Stream for Socket {
             SocketKind::Tcp(s) => s.set_nodelay(nodelay),
             SocketKind::Unix(_) => Ok(()),
         }
+    }
+
+    /// sendfile(2): the kernel moves the bytes from the page cache to the
+    /// socket; nothing passes through this process. The socket is
+    /// non-blocking, so a full socket is EAGAIN (WouldBlock) and a partial
+    /// send returns the count, like `write`.
+    #[cfg(target_os = "linux")]
+    fn sendfile(&mut self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        if !self.no_sendfile {
+            let socket_fd = match &self.kind {
+                SocketKind::Tcp(s) => s.as_raw_fd(),
+                SocketKind::Unix(s) => s.as_raw_fd(),
+            };
+            let mut off = libc::off_t::try_from(offset)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: both descriptors are open for the whole call (borrowed
+            // from `self` and `file`); `off` is a live local the kernel
+            // updates; `len` only bounds how much the kernel moves.
+            let n = unsafe { libc::sendfile(socket_fd, file.as_raw_fd(), &mut off, len) };
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(n);
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                // Not every socket family or file system supports it.
+                Some(libc::EINVAL | libc::ENOSYS) => {
+                    log::debug!("sendfile(2) refused ({err}); copying through a buffer instead");
+                    self.no_sendfile = true;
+                }
+                _ => return Err(err),
+            }
+        }
+        crate::conn::copy_file_block(self, file, offset, len)
     }
 }
 
@@ -575,5 +613,121 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::thread;
+
+    fn temp_file(data: &[u8]) -> std::fs::File {
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(data).expect("write temp file");
+        f
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 253) as u8).collect()
+    }
+
+    fn tcp_pair() -> (Socket, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        (
+            Socket::new(SocketKind::Tcp(TcpStream::from_std(server))),
+            client,
+        )
+    }
+
+    fn unix_pair() -> (Socket, std::os::unix::net::UnixStream) {
+        let (server, client) = std::os::unix::net::UnixStream::pair().expect("pair");
+        server.set_nonblocking(true).expect("nonblocking");
+        (
+            Socket::new(SocketKind::Unix(UnixStream::from_std(server))),
+            client,
+        )
+    }
+
+    /// Sends `file[offset..offset+len]` the way a connection does (partial
+    /// sends, WouldBlock = wait) while `reader` drains the other end.
+    fn send_all<R: Read + Send + 'static>(
+        socket: &mut Socket,
+        mut reader: R,
+        file: &std::fs::File,
+        mut offset: u64,
+        mut len: usize,
+    ) -> Vec<u8> {
+        let drain = thread::spawn(move || {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).expect("read");
+            got
+        });
+        let mut blocked = 0;
+        while len > 0 {
+            match socket.sendfile(file, offset, len) {
+                Ok(0) => panic!("file ended early"),
+                Ok(n) => {
+                    offset += n as u64;
+                    len -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked += 1;
+                    assert!(blocked < 1_000_000, "never writable");
+                    thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => panic!("sendfile: {e}"),
+            }
+        }
+        socket.shutdown_write().expect("shutdown");
+        drain.join().expect("reader")
+    }
+
+    #[test]
+    fn sendfile_moves_a_file_range_over_tcp_and_unix() {
+        let body = data(5 << 20);
+        let file = temp_file(&body);
+        let (mut socket, client) = tcp_pair();
+        let got = send_all(&mut socket, client, &file, 1000, body.len() - 3000);
+        assert!(got == body[1000..body.len() - 2000], "tcp bytes differ");
+        assert!(!socket.no_sendfile, "fell back to copying on TCP");
+
+        let (mut socket, client) = unix_pair();
+        let got = send_all(&mut socket, client, &file, 7, body.len() - 7);
+        assert!(got == body[7..], "unix bytes differ");
+        assert!(!socket.no_sendfile, "fell back to copying on a unix socket");
+
+        // The copying fallback, on a real socket.
+        let (mut socket, client) = tcp_pair();
+        socket.no_sendfile = true;
+        let got = send_all(&mut socket, client, &file, 0, body.len());
+        assert!(got == body, "copied bytes differ");
+    }
+
+    #[test]
+    fn sendfile_full_socket_is_wouldblock_and_file_end_is_zero() {
+        let body = data(16 << 20);
+        let file = temp_file(&body);
+        let (mut socket, _client) = tcp_pair();
+        let mut sent = 0;
+        let err = loop {
+            match socket.sendfile(&file, sent as u64, body.len() - sent) {
+                Ok(n) => {
+                    assert!(n > 0);
+                    sent += n;
+                    assert!(sent < body.len(), "16 MiB fit into an unread socket");
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(socket.sendfile(&file, body.len() as u64, 10).unwrap(), 0);
+        assert_eq!(
+            socket.sendfile(&file, body.len() as u64 + 5, 10).unwrap(),
+            0
+        );
     }
 }

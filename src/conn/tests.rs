@@ -8,9 +8,9 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Ctx, Progress, State, Stream};
+use super::{Conn, Ctx, Progress, State, Stream, FILE_BUDGET};
 use crate::app::{
-    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
+    App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response, ResponseHead,
 };
 use crate::http::parse::Version;
 
@@ -203,8 +203,16 @@ enum Act {
         status: u16,
         content_length: Option<u64>,
         close: bool,
+        /// `ResponseHead::body_length`: known to the adapter, not the app.
+        body_length: Option<u64>,
     },
     Data(Vec<u8>),
+    /// `Event::File` over a temporary file holding `data`.
+    File {
+        data: Vec<u8>,
+        offset: u64,
+        len: u64,
+    },
     Fail,
     End,
 }
@@ -214,6 +222,7 @@ fn head(status: u16, content_length: Option<u64>) -> Act {
         status,
         content_length,
         close: false,
+        body_length: None,
     }
 }
 
@@ -378,6 +387,7 @@ impl Response for StubResponse {
                 status,
                 content_length,
                 close,
+                body_length,
             }) => {
                 let mut header_lines = b"Content-Type: text/plain\r\n".to_vec();
                 if let Some(n) = content_length {
@@ -391,9 +401,15 @@ impl Response for StubResponse {
                     has_date: false,
                     has_server: false,
                     close,
+                    body_length,
                 }))
             }
             Some(Act::Data(d)) => Ok(Event::Data(d)),
+            Some(Act::File { data, offset, len }) => {
+                let mut file = tempfile::tempfile().expect("temp file");
+                file.write_all(&data).expect("write temp file");
+                Ok(Event::File(FileBody { file, offset, len }))
+            }
             Some(Act::Fail) => {
                 self.finished = true;
                 Err(AppFailure)
@@ -1510,6 +1526,7 @@ fn connection_close_from_client_or_app() {
                 status: 200,
                 content_length: Some(2),
                 close: true,
+                body_length: None,
             },
             Act::Data(b"hi".to_vec()),
             Act::End,
@@ -1918,4 +1935,326 @@ fn head_request_500_has_no_body() {
             String::from_utf8_lossy(&out[n1..])
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 20. File bodies (Event::File, Stream::sendfile)
+// ---------------------------------------------------------------------------
+
+/// A response whose body is `len` bytes of a file holding `data`, from
+/// `offset`; `content_length` is the app's header, `body_length` what the
+/// adapter measured.
+fn file_route(
+    data: &[u8],
+    offset: u64,
+    len: u64,
+    content_length: Option<u64>,
+    body_length: Option<u64>,
+) -> Route {
+    Route::Acts(vec![
+        Act::Head {
+            status: 200,
+            content_length,
+            close: false,
+            body_length,
+        },
+        Act::File {
+            data: data.to_vec(),
+            offset,
+            len,
+        },
+        Act::End,
+    ])
+}
+
+const FILE_SIZE: usize = 300_000;
+const FILE_OFFSET: usize = 1234;
+
+/// The usual file route: the rest of the file from an offset, its length
+/// known to the adapter only.
+fn file_app() -> StubApp {
+    let data = pattern(FILE_SIZE, 9);
+    let rest = (FILE_SIZE - FILE_OFFSET) as u64;
+    StubApp::new().route(
+        "/file",
+        file_route(&data, FILE_OFFSET as u64, rest, None, Some(rest)),
+    )
+}
+
+fn file_expected() -> Vec<u8> {
+    pattern(FILE_SIZE, 9)[FILE_OFFSET..].to_vec()
+}
+
+#[test]
+fn file_body_with_measured_length() {
+    let mut h = Harness::new(file_app(), MockStream::new(vec![data(&get("/file"))]));
+    assert_eq!(h.run(), Progress::Open);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len());
+    assert!(r.complete && !r.chunked);
+    let want = file_expected();
+    assert_eq!(r.header("Content-Length"), Some(&*want.len().to_string()));
+    assert_eq!(r.header("Connection"), None);
+    assert!(r.body == want, "file body differs");
+    assert!(!h.conn.wants_write());
+    assert!(h.conn.is_idle());
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn file_body_short_writes_are_byte_identical() {
+    let mut whole = Harness::new(file_app(), MockStream::new(vec![data(&get("/file"))]));
+    assert_eq!(whole.run(), Progress::Open);
+    for stream in [
+        MockStream::new(vec![data(&get("/file"))]).per_call(7777),
+        MockStream::new(vec![data(&get("/file"))])
+            .per_call(1000)
+            .alternate(),
+    ] {
+        let mut h = Harness::new(file_app(), stream);
+        assert_eq!(h.run(), Progress::Open);
+        assert!(h.written() == whole.written(), "output differs");
+        assert!(h.stream().write_calls > 30);
+        assert_closed_once(&h.stats());
+    }
+}
+
+#[test]
+fn file_body_wouldblock_midway_waits_for_writable() {
+    let stream = MockStream::new(vec![data(&get("/file"))]).block_after(100_000);
+    let mut h = Harness::new(file_app(), stream);
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.written().len(), 100_000);
+    // Nothing is queued in user space: the file part itself asks for
+    // writability and runs the stall clock.
+    assert!(h.conn.out.is_empty());
+    assert!(h.conn.wants_write(), "no write interest while a file waits");
+    let deadline = h
+        .conn
+        .deadline()
+        .expect("stall deadline while sending a file");
+    assert_deadline_near(deadline, h.now, ConnSettings::default().socket_timeout);
+    assert_eq!(h.stats().closes.get(), 0, "closed before the last byte");
+    // Writable again.
+    h.stream_mut().block_after = None;
+    assert_eq!(h.run(), Progress::Open);
+    let (r, _) = parse_response(h.written(), false);
+    assert!(r.complete && r.body == file_expected());
+    assert!(!h.conn.wants_write());
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn file_body_broken_pipe_midway_closes_once() {
+    for kind in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+        let stream = MockStream::new(vec![data(&get("/file"))]).fail_after(50_000, kind);
+        let mut h = Harness::new(file_app(), stream);
+        assert_eq!(h.run(), Progress::Closed, "{kind:?}");
+        assert_eq!(h.written().len(), 50_000);
+        assert_eq!(h.stats().closes.get(), 1, "{kind:?}");
+        let stats = h.stats();
+        drop(h);
+        assert_closed_once(&stats);
+    }
+}
+
+#[test]
+fn file_body_client_gone_closes_once() {
+    // The connection is dropped (server shutdown, client reset seen by
+    // the loop) mid-file.
+    let stream = MockStream::new(vec![data(&get("/file"))]).block_after(10_000);
+    let mut h = Harness::new(file_app(), stream);
+    assert_eq!(h.run(), Progress::Open);
+    let Harness { conn, app, .. } = h;
+    drop(conn);
+    assert_eq!(app.stats.closes.get(), 1);
+    assert_closed_once(&app.stats);
+
+    // The client stops reading: the stall timeout drops it.
+    let stream = MockStream::new(vec![data(&get("/file"))]).block_after(10_000);
+    let mut h = Harness::new(file_app(), stream);
+    assert_eq!(h.run(), Progress::Open);
+    let deadline = h.conn.deadline().expect("stall deadline");
+    h.now = deadline - Duration::from_millis(1);
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    assert_eq!(h.stats().closes.get(), 1);
+    let stats = h.stats();
+    drop(h);
+    assert_closed_once(&stats);
+}
+
+#[test]
+fn file_body_then_pipelined_keep_alive_request() {
+    let input = cat(&[&get("/file"), &get("/after"), &get("/file")]);
+    let mut h = Harness::new(
+        file_app(),
+        MockStream::new(vec![data(&input)]).per_call(50_000),
+    );
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 3);
+    assert!(rs[0].complete && rs[0].body == file_expected());
+    assert_eq!(rs[1].body, b"ok:/after");
+    assert!(rs[2].complete && rs[2].body == file_expected());
+    assert_eq!(h.app.requests.len(), 3);
+    assert!(!h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn file_shorter_than_its_length_cuts_the_connection() {
+    // The app promised 10000 bytes; the file has 4000 (truncated after it
+    // was measured).
+    let data4k = pattern(4000, 1);
+    for (content_length, body_length) in [(Some(10_000), None), (None, Some(10_000))] {
+        let app = StubApp::new().route(
+            "/short",
+            file_route(&data4k, 0, 10_000, content_length, body_length),
+        );
+        let input = cat(&[&get("/short"), &get("/next")]);
+        let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+        assert_eq!(h.run(), Progress::Closed);
+        let (r, used) = parse_response(h.written(), false);
+        assert_eq!(used, h.written().len(), "bytes after the cut body");
+        assert_eq!(r.header("Content-Length"), Some("10000"));
+        assert!(!r.complete);
+        assert_eq!(r.body, data4k);
+        assert!(h.stream().shutdown, "connection not cut");
+        assert_eq!(h.app.requests.len(), 1, "request after the cut served");
+        assert_closed_once(&h.stats());
+    }
+}
+
+#[test]
+fn file_longer_than_content_length_is_cut_to_it() {
+    let body = pattern(5000, 2);
+    let app = StubApp::new().route("/f", file_route(&body, 100, 4900, Some(1000), None));
+    let input = cat(&[&get("/f"), &get("/next")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    assert_eq!(rs[0].header("Content-Length"), Some("1000"));
+    assert_eq!(rs[0].body, &body[100..1100]);
+    assert_eq!(rs[1].body, b"ok:/next");
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn file_body_in_chunked_and_close_delimited_framing() {
+    // write() data before the file: no length known, so chunked (1.1) or
+    // close-delimited (1.0).
+    let file = pattern(70_000, 4);
+    let acts = vec![
+        head(200, None),
+        Act::Data(b"prefix".to_vec()),
+        Act::File {
+            data: file.clone(),
+            offset: 0,
+            len: file.len() as u64,
+        },
+        Act::Data(b"suffix".to_vec()),
+        Act::End,
+    ];
+    let mut want = b"prefix".to_vec();
+    want.extend_from_slice(&file);
+    want.extend_from_slice(b"suffix");
+
+    let app = StubApp::new().route("/c", Route::Acts(acts.clone()));
+    let input = cat(&[&get("/c"), &get("/next")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]).per_call(3000));
+    assert_eq!(h.run(), Progress::Open);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 2);
+    assert!(rs[0].chunked && rs[0].complete);
+    assert!(rs[0].body == want);
+    assert_eq!(rs[1].body, b"ok:/next");
+
+    let app = StubApp::new().route("/c", Route::Acts(acts));
+    let input = b"GET /c HTTP/1.0\r\n\r\n".to_vec();
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input), In::Eof]));
+    assert_eq!(h.run(), Progress::Closed);
+    let (r, _) = parse_response(h.written(), false);
+    assert!(r.body == want);
+    assert!(h.stream().shutdown);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn file_body_length_keeps_http10_alive() {
+    let input = b"GET /file HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".to_vec();
+    let mut h = Harness::new(file_app(), MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let (r, _) = parse_response(h.written(), false);
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    assert!(r.complete && r.body == file_expected());
+    assert!(!h.stream().shutdown);
+}
+
+#[test]
+fn file_body_not_sent_for_head_204_304() {
+    let body = pattern(5000, 5);
+    let mut app = file_app();
+    for status in [204, 304] {
+        app = app.route(
+            &format!("/{status}"),
+            Route::Acts(vec![
+                Act::Head {
+                    status,
+                    content_length: None,
+                    close: false,
+                    body_length: Some(5000),
+                },
+                Act::File {
+                    data: body.clone(),
+                    offset: 0,
+                    len: 5000,
+                },
+                Act::End,
+            ]),
+        );
+    }
+    let input = cat(&[
+        b"HEAD /file HTTP/1.1\r\nHost: t\r\n\r\n",
+        &get("/204"),
+        &get("/304"),
+        &get("/b"),
+    ]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let out = h.written().to_vec();
+    let (r1, n1) = parse_response(&out, true);
+    // A HEAD response says the length a GET would get.
+    let rest = (FILE_SIZE - FILE_OFFSET).to_string();
+    assert_eq!(r1.header("Content-Length"), Some(&*rest));
+    let (r2, n2) = parse_response(&out[n1..], false);
+    assert_eq!(r2.status, 204);
+    assert_eq!(r2.header("Content-Length"), None);
+    let (r3, n3) = parse_response(&out[n1 + n2..], false);
+    assert_eq!(r3.status, 304);
+    assert_eq!(r3.header("Content-Length"), None);
+    let (r4, n4) = parse_response(&out[n1 + n2 + n3..], false);
+    assert_eq!(r4.body, b"ok:/b");
+    assert_eq!(n1 + n2 + n3 + n4, out.len(), "stray file bytes");
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn large_file_yields_to_other_connections() {
+    let size = FILE_BUDGET as usize * 2 + 5000;
+    let body = pattern(size, 6);
+    let app = StubApp::new().route(
+        "/big",
+        file_route(&body, 0, size as u64, Some(size as u64), None),
+    );
+    let mut h = Harness::new(app, MockStream::new(vec![data(&get("/big"))]));
+    assert_eq!(h.drive(), Progress::Yield);
+    let first = h.written().len();
+    assert!(first < size / 2 + 1000, "{first} bytes in one drive");
+    assert_eq!(h.run(), Progress::Open);
+    let (r, _) = parse_response(h.written(), false);
+    assert!(r.complete && r.body == body);
+    assert_closed_once(&h.stats());
 }

@@ -34,9 +34,9 @@ const ALWAYS_SET: [&str; 7] = [
 /// Client addresses whose strings are kept; the map starts over when full.
 const MAX_CACHED_PEERS: usize = 1024;
 
-/// Padding that pushes the base dict's table to the next size (64 slots,
-/// room for 42 keys) so ~20 headers fit without growing it per request.
-const PADDING: usize = 4;
+/// Keys a CPython dict holds in a 32-slot table; one more makes it grow
+/// to 64 slots (room for 42 keys, so ~20 headers fit per request).
+const FULL_32_SLOTS: usize = 21;
 
 /// Distinct header names cached; beyond this, keys are built per request
 /// (a client sending random names must not grow memory).
@@ -75,6 +75,10 @@ impl<'py> EnvironBuilder<'py> {
         base.set_item("wsgi.run_once", false)?;
         // The body is always complete and delimited: reading to EOF is safe.
         base.set_item("wsgi.input_terminated", true)?;
+        base.set_item(
+            "wsgi.file_wrapper",
+            py.get_type::<crate::wsgi::file_wrapper::FileWrapper>(),
+        )?;
         base.set_item("SCRIPT_NAME", "")?;
         // Nearly every request is HTTP/1.1; build() overrides it for 1.0.
         base.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
@@ -87,14 +91,20 @@ impl<'py> EnvironBuilder<'py> {
         for key in ALWAYS_SET {
             base.set_item(key, py.None())?;
         }
-        // Make the table big enough for the request's headers too: insert
-        // padding keys and delete them again. The copy clones the table
-        // (CPython's fast path for dense dicts), room included, so a
-        // typical request's HTTP_* keys need no resize either.
-        for i in 0..PADDING {
+        // Make the table big enough for the request's headers too: fill
+        // the 32-slot table to the brim with padding keys and delete them
+        // again. A listener's base clones that full table (CPython's fast
+        // copy of dense dicts), so its first own key (SERVER_NAME) grows
+        // it to 64 slots, which also drops the deleted padding. Each
+        // request's copy then clones a 64-slot table without dead entries,
+        // and a typical request's HTTP_* keys need no resize either.
+        // (Counted, not fixed: one base key more or less must not leave
+        // the padding behind as dead entries every request copies.)
+        let padding = FULL_32_SLOTS.saturating_sub(base.len());
+        for i in 0..padding {
             base.set_item(format!("rwsgi-lite.padding.{i}"), py.None())?;
         }
-        for i in 0..PADDING {
+        for i in 0..padding {
             base.del_item(format!("rwsgi-lite.padding.{i}"))?;
         }
         Ok(EnvironBuilder {

@@ -3,6 +3,7 @@
 //! response goes out as events.
 
 pub mod environ;
+pub mod file_wrapper;
 pub mod input;
 pub mod response;
 pub mod start_response;

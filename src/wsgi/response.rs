@@ -1,13 +1,16 @@
 //! Drives what the app returned: emits the head once start_response has
 //! been called and the first body bytes (or the end) are known, then the
 //! body one item at a time, only when the connection asks (backpressure).
-//! `close()` on the iterable is always called, exactly once.
+//! `close()` on the iterable is always called, exactly once. A
+//! `wsgi.file_wrapper` around a regular file is the exception to item by
+//! item: its file goes to the connection whole, as one `Event::File`.
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
 
 use crate::app::{AppFailure, Event, Response};
+use crate::wsgi::file_wrapper::{FileSource, FileWrapper};
 use crate::wsgi::start_response::StartResponse;
 use crate::wsgi::{environ, format_exception, PyChunk};
 
@@ -22,6 +25,11 @@ pub struct WsgiResponse<'py> {
     iter: Option<Bound<'py, PyIterator>>,
     /// A body item pulled before the head went out.
     pending: Option<Bound<'py, PyBytes>>,
+    /// The app returned a file wrapper the server sends itself.
+    file: Option<FileSource>,
+    /// Bytes of `file` to send: the app's Content-Length, else the rest of
+    /// the file (set with the head).
+    file_len: u64,
     head_sent: bool,
     exhausted: bool,
     closed: bool,
@@ -40,6 +48,8 @@ impl<'py> WsgiResponse<'py> {
             single: None,
             iter: None,
             pending: None,
+            file: None,
+            file_len: 0,
             head_sent: false,
             exhausted: false,
             closed: false,
@@ -53,6 +63,14 @@ impl<'py> WsgiResponse<'py> {
         if let Some(item) = list_of_one {
             response.single = Some(item);
             return Ok(response);
+        }
+        // Exactly our wrapper: an iterable the app built around it may
+        // change or add bytes, so it is iterated like any other.
+        if let Ok(wrapper) = response.result.cast_exact::<FileWrapper>() {
+            if let Some(source) = wrapper.get().regular_file(wrapper.py()) {
+                response.file = Some(source);
+                return Ok(response);
+            }
         }
         match response.result.try_iter() {
             Ok(iter) => response.iter = Some(iter),
@@ -81,10 +99,29 @@ impl<'py> WsgiResponse<'py> {
     /// Hands the head to the connection, once.
     fn take_head(&mut self) -> Option<Event<PyChunk<'py>>> {
         let mut start = self.start.borrow_mut();
-        let head = start.head.take()?;
+        let mut head = start.head.take()?;
         start.head_sent = true;
         self.head_sent = true;
+        if let Some(source) = &self.file {
+            self.file_len = head.content_length.unwrap_or(source.available);
+            // Without a Content-Length the file's size frames the body,
+            // unless write() data comes first (its size is not known yet).
+            if head.content_length.is_none() && start.writes.is_empty() {
+                head.body_length = Some(source.available);
+            }
+        }
         Some(Event::Head(head))
+    }
+
+    /// The head if start_response was called, else the app's error.
+    fn head_or_fail(&mut self) -> Result<Event<PyChunk<'py>>, AppFailure> {
+        match self.take_head() {
+            Some(head) => Ok(head),
+            None => {
+                self.log_protocol("the application returned without calling start_response");
+                Err(AppFailure)
+            }
+        }
     }
 
     fn next_item(&mut self) -> Option<PyResult<Bound<'py, PyAny>>> {
@@ -134,18 +171,21 @@ impl<'py> Response for WsgiResponse<'py> {
                 }
                 return Ok(Event::Data(PyChunk(item)));
             }
+            if self.file.is_some() {
+                if !self.head_sent {
+                    return self.head_or_fail();
+                }
+                self.exhausted = true;
+                if let Some(source) = self.file.take() {
+                    if self.file_len > 0 {
+                        return Ok(Event::File(source.into_body(self.file_len)));
+                    }
+                }
+            }
             match self.next_item() {
                 None => {
                     if !self.head_sent {
-                        return match self.take_head() {
-                            Some(head) => Ok(head),
-                            None => {
-                                self.log_protocol(
-                                    "the application returned without calling start_response",
-                                );
-                                Err(AppFailure)
-                            }
-                        };
+                        return self.head_or_fail();
                     }
                     return Ok(Event::End);
                 }
@@ -175,6 +215,7 @@ impl<'py> Response for WsgiResponse<'py> {
     fn ready(&self) -> bool {
         self.pending.is_some()
             || self.single.is_some()
+            || self.file.is_some()
             || self.exhausted
             || self.start.borrow().writes.front().is_some()
     }
@@ -187,6 +228,7 @@ impl<'py> Response for WsgiResponse<'py> {
         self.iter = None;
         self.single = None;
         self.pending = None;
+        self.file = None;
         // Plain lists and tuples have no close(); skip the failing lookup.
         if self.result.is_exact_instance_of::<PyList>()
             || self.result.is_exact_instance_of::<PyTuple>()
