@@ -109,8 +109,9 @@ impl LogFile {
     /// write lands whole at the end even with other processes appending).
     /// A pipe or socket gets pieces of at most `PIPE_BUF` bytes cut at line
     /// ends, each only after `poll` said there is room: such a write
-    /// neither blocks nor interleaves with another process's lines. A
-    /// single line longer than that is written as it is.
+    /// neither blocks nor interleaves with another process's lines. A line
+    /// longer than that is cut into `PIPE_BUF` pieces (which other
+    /// processes' lines may then separate).
     pub fn write_available(&self, data: &[u8]) -> io::Result<usize> {
         let mut out = lock(&self.out);
         if !out.stream {
@@ -125,10 +126,9 @@ impl LogFile {
             let rest = &data[done..];
             let piece = match rest.len() {
                 n if n <= PIPE_BUF => n,
-                _ => match memchr::memrchr(b'\n', &rest[..PIPE_BUF]) {
-                    Some(nl) => nl + 1,
-                    None => memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1),
-                },
+                // A line longer than PIPE_BUF goes out in PIPE_BUF pieces:
+                // more could block.
+                _ => memchr::memrchr(b'\n', &rest[..PIPE_BUF]).map_or(PIPE_BUF, |nl| nl + 1),
             };
             match out.file.write(&rest[..piece]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -342,6 +342,21 @@ pub(crate) mod tests {
         // them.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         (File::from(r), File::from(w))
+    }
+
+    #[test]
+    fn long_lines_never_block_on_a_full_pipe() {
+        let (mut reader, writer) = pipe();
+        let f = LogFile::from_file_for_tests(writer);
+        let line = [b"z".repeat(3 * PIPE_BUF), b"\n".to_vec()].concat();
+        let data = line.repeat(100);
+        // Returns (does not block) once the pipe is full.
+        let written = f.write_available(&data).unwrap();
+        assert!(written > 0 && written < data.len(), "{written}");
+        assert_eq!(f.write_available(&data[written..]).unwrap(), 0);
+        let mut got = vec![0; written];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(got, data[..written]);
     }
 
     #[test]
