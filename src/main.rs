@@ -2,15 +2,18 @@
 //! import the app, serve, and turn every failure into one clear message and
 //! an exit status (0 ok, 1 runtime or start-up error, 2 usage).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use pyo3::prelude::*;
 
+use rwsgi_lite::access_log::Format;
 use rwsgi_lite::app::ConnSettings;
-use rwsgi_lite::config::{self, Command, Config};
+use rwsgi_lite::config::{self, AccessLogTarget, Command, Config};
+use rwsgi_lite::logbuf::LogBuffer;
+use rwsgi_lite::logfile::{self, LogFile};
 use rwsgi_lite::python::{self, LoadError};
 use rwsgi_lite::server::{Server, ServerSettings};
+use rwsgi_lite::wsgi::access::AccessLog;
 use rwsgi_lite::wsgi::{format_exception, WsgiApp};
 
 fn main() -> ExitCode {
@@ -40,26 +43,35 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    init_logging(config.log_level);
+    if let Err(e) = logfile::init(config.log_level, config.error_logfile.as_deref()) {
+        return match &config.error_logfile {
+            Some(path) => fail(format_args!("--error-logfile {}: {e}", path.display())),
+            None => fail(format_args!("cannot start logging: {e}")),
+        };
+    }
     let code = run(&config);
     python::finalize();
     code
 }
 
-/// gunicorn-style lines on stderr; RUST_LOG, when set, overrides
-/// `--log-level` (and can target modules).
-fn init_logging(level: log::LevelFilter) {
-    let pid = std::process::id();
-    let mut builder = env_logger::Builder::new();
-    builder.filter_level(level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+/// Opens `--access-logfile` (before `--chdir`, like the error log).
+fn open_access_log(config: &Config) -> Result<Option<AccessLog>, ExitCode> {
+    let Some(target) = &config.access_logfile else {
+        return Ok(None);
+    };
+    let file = match target {
+        AccessLogTarget::Stdout => LogFile::stdout()
+            .map_err(|e| fail(format_args!("--access-logfile -: cannot use stdout: {e}")))?,
+        AccessLogTarget::File(path) => LogFile::open(path)
+            .map_err(|e| fail(format_args!("--access-logfile {}: {e}", path.display())))?,
+    };
+    // parse_args checked the syntax already.
+    let format = Format::parse(&config.access_logformat)
+        .map_err(|e| fail(format_args!("--access-logformat: {e}")))?;
+    for name in format.unknown_atoms() {
+        log::warn!("--access-logformat: unknown atom %({name})s is logged as '-'");
     }
-    builder.format(move |buf, record| {
-        let ts = buf.timestamp_seconds();
-        writeln!(buf, "[{ts}] [{pid}] [{}] {}", record.level(), record.args())
-    });
-    builder.init();
+    Ok(Some(AccessLog::new(format, LogBuffer::new(file))))
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -68,6 +80,10 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(config: &Config) -> ExitCode {
+    let access_log = match open_access_log(config) {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
     if let Some(dir) = &config.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             return fail(format_args!("--chdir {}: {e}", dir.display()));
@@ -124,6 +140,10 @@ fn run(config: &Config) -> ExitCode {
             Ok(w) => w,
             Err(e) => return fail(format_exception(py, &e)),
         };
+        wsgi.set_forwarded_allow_ips(config.forwarded_allow_ips.clone());
+        if let Some(log) = access_log {
+            wsgi.set_access_log(log);
+        }
         log::info!(
             "rwsgi-lite {} serving {} ({})",
             env!("CARGO_PKG_VERSION"),
