@@ -179,24 +179,20 @@ impl<'py> EnvironBuilder<'py> {
             }
             self.lower.clear();
             self.lower.extend(name.iter().map(u8::to_ascii_lowercase));
-            match self.lower.as_slice() {
-                b"x-forwarded-for" => forwarded_for = true,
-                b"x-forwarded-proto" => forwarded_proto = true,
-                _ => {}
-            }
+            // One match, so the two X-Forwarded-* arms share the length
+            // dispatch the Content-* arms already pay for.
             let key = match self.lower.as_slice() {
                 b"content-type" => intern!(py, "CONTENT_TYPE").clone(),
                 b"content-length" => intern!(py, "CONTENT_LENGTH").clone(),
-                lower => match self.http_keys.get(lower) {
-                    Some(k) => k.clone(),
-                    None => {
-                        let k = http_key(py, lower);
-                        if self.http_keys.len() < MAX_CACHED_KEYS {
-                            self.http_keys.insert(lower.to_vec(), k.clone());
-                        }
-                        k
-                    }
-                },
+                lower @ b"x-forwarded-for" => {
+                    forwarded_for = true;
+                    cached_http_key(py, &mut self.http_keys, lower)
+                }
+                lower @ b"x-forwarded-proto" => {
+                    forwarded_proto = true;
+                    cached_http_key(py, &mut self.http_keys, lower)
+                }
+                lower => cached_http_key(py, &mut self.http_keys, lower),
             };
             let value = latin1(py, value)?;
             match env.get_item(&key)? {
@@ -322,6 +318,26 @@ impl<'py> EnvironBuilder<'py> {
             }
         }
         Ok(())
+    }
+}
+
+/// The `HTTP_*` key for a lower-cased header name, from the cache (which
+/// stops growing at MAX_CACHED_KEYS).
+#[inline]
+fn cached_http_key<'py>(
+    py: Python<'py>,
+    cache: &mut FxHashMap<Vec<u8>, Bound<'py, PyString>>,
+    lower: &[u8],
+) -> Bound<'py, PyString> {
+    match cache.get(lower) {
+        Some(k) => k.clone(),
+        None => {
+            let k = http_key(py, lower);
+            if cache.len() < MAX_CACHED_KEYS {
+                cache.insert(lower.to_vec(), k.clone());
+            }
+            k
+        }
     }
 }
 
