@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::app::{Request, ResponseHead};
-use crate::http::date::civil_from_days;
+use crate::http::date::{civil_from_days, put_digits};
 use crate::http::parse::Version;
 use crate::http::response::{framing, ResponseFraming};
 use crate::http::url;
@@ -278,9 +278,7 @@ impl Format {
         let mut num = itoa::Buffer::new();
         match a {
             Atom::RemoteAddr => match e.remote {
-                Some(ip) => {
-                    let _ = write!(out, "{ip}");
-                }
+                Some(ip) => push_ip(ip, out),
                 None => out.push(b'-'),
             },
             Atom::Dash | Atom::Unknown => out.push(b'-'),
@@ -315,7 +313,10 @@ impl Format {
             Atom::Micros => out.extend_from_slice(num.format(elapsed.as_micros()).as_bytes()),
             Atom::Millis => out.extend_from_slice(num.format(elapsed.as_millis()).as_bytes()),
             Atom::DecimalSeconds => {
-                let _ = write!(out, "{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
+                out.extend_from_slice(num.format(elapsed.as_secs()).as_bytes());
+                let mut frac = *b".000000";
+                put_digits(&mut frac[1..], u64::from(elapsed.subsec_micros()));
+                out.extend_from_slice(&frac);
             }
             Atom::Pid => {
                 out.push(b'<');
@@ -511,25 +512,47 @@ fn escape_into(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// `[10/Oct/2000:13:55:36 +0000]`, in UTC (the error log's timestamps are
-/// UTC too).
+/// UTC too). Digits are placed by hand: `fmt` costs more than the rest of
+/// a line.
 fn clf_time(unix_secs: u64, out: &mut Vec<u8>) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
-    let days = (unix_secs / 86_400) as i64;
+    // Four-digit years, as in http::date: 9999-12-31T23:59:59Z at most.
+    let unix_secs = unix_secs.min(253_402_300_799);
+    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
     let secs = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let mut b = *b"[dd/Mon/yyyy:hh:mm:ss +0000]";
+    put_digits(&mut b[1..3], u64::from(day));
     let month = MONTHS
         .get((month as usize).wrapping_sub(1))
         .copied()
-        .unwrap_or("???");
-    let _ = write!(
-        out,
-        "[{day:02}/{month}/{year}:{:02}:{:02}:{:02} +0000]",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+        .unwrap_or(b"???");
+    b[4..7].copy_from_slice(month);
+    put_digits(&mut b[8..12], year.unsigned_abs());
+    put_digits(&mut b[13..15], secs / 3600);
+    put_digits(&mut b[16..18], secs / 60 % 60);
+    put_digits(&mut b[19..21], secs % 60);
+    out.extend_from_slice(&b);
+}
+
+/// An address as `Display` shows it; IPv4 without `fmt`.
+fn push_ip(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut num = itoa::Buffer::new();
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(num.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// The user name of an `Authorization: Basic` value: the base64-decoded
@@ -874,5 +897,20 @@ mod tests {
         assert_eq!(t(0), "[01/Jan/1970:00:00:00 +0000]");
         assert_eq!(t(951_782_400), "[29/Feb/2000:00:00:00 +0000]");
         assert_eq!(t(1_767_225_599), "[31/Dec/2025:23:59:59 +0000]");
+        assert_eq!(t(u64::MAX), "[31/Dec/9999:23:59:59 +0000]");
+        let ip = |s: &str| {
+            let mut out = Vec::new();
+            push_ip(s.parse().unwrap(), &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        for a in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.20.100",
+            "::1",
+            "2001:db8::a:1",
+        ] {
+            assert_eq!(ip(a), a);
+        }
     }
 }

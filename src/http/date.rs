@@ -64,7 +64,7 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn put_digits(out: &mut [u8], mut n: u64) {
+pub(crate) fn put_digits(out: &mut [u8], mut n: u64) {
     for slot in out.iter_mut().rev() {
         *slot = b'0' + (n % 10) as u8;
         n /= 10;
