@@ -416,9 +416,9 @@ impl Entry {
         }
     }
 
-    /// `n` body bytes went to the connection.
-    pub fn body(&mut self, n: usize) {
-        self.body_bytes = self.body_bytes.saturating_add(n as u64);
+    /// `n` body bytes went to the connection (a chunk, or a whole file).
+    pub fn body(&mut self, n: u64) {
+        self.body_bytes = self.body_bytes.saturating_add(n);
     }
 
     /// The app failed before its head went out: the client gets the
@@ -648,7 +648,7 @@ mod tests {
         String::from_utf8(out).expect("log lines are ASCII")
     }
 
-    fn one(atom: &str, raw: &[u8], h: Option<&ResponseHead>, body: usize) -> String {
+    fn one(atom: &str, raw: &[u8], h: Option<&ResponseHead>, body: u64) -> String {
         let f = Format::parse(atom).expect(atom);
         let mut e = capture(&f, raw, Some("10.1.2.3"));
         if let Some(h) = h {
@@ -828,7 +828,7 @@ mod tests {
     #[test]
     fn body_bytes_follow_framing() {
         let f = Format::parse("%(s)s %(B)s %(b)s").unwrap();
-        let line = |raw: &[u8], h: ResponseHead, body: &[usize]| {
+        let line = |raw: &[u8], h: ResponseHead, body: &[u64]| {
             let mut e = capture(&f, raw, None);
             e.response_head(&f, &h);
             for &n in body {

@@ -61,7 +61,7 @@ impl AccessRecord {
         self.entry.response_head(&self.log.format, head);
     }
 
-    pub fn body(&mut self, n: usize) {
+    pub fn body(&mut self, n: u64) {
         self.entry.body(n);
     }
 

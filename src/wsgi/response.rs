@@ -101,7 +101,7 @@ impl<'py> WsgiResponse<'py> {
 
     fn data(&mut self, bytes: Bound<'py, PyBytes>) -> Event<PyChunk<'py>> {
         if let Some(record) = &mut self.access {
-            record.body(bytes.as_bytes().len());
+            record.body(bytes.as_bytes().len() as u64);
         }
         Event::Data(PyChunk(bytes))
     }
