@@ -10,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access_log;
+use crate::forwarded::TrustedProxies;
 use crate::http::parse::Limits;
 
 /// One address to listen on.
@@ -21,6 +23,14 @@ pub enum BindAddr {
     Unix(PathBuf),
     /// `fd://N`: an inherited, already listening socket.
     Fd(i32),
+}
+
+/// Where `--access-logfile` sends the access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// `-`
+    Stdout,
+    File(PathBuf),
 }
 
 /// Which callable to serve: `module:callable`, `module` (callable
@@ -77,6 +87,14 @@ pub struct Config {
     pub reload: bool,
     /// The process umask, set before binding (unix socket permissions).
     pub umask: Option<u32>,
+    /// `--error-logfile`; `None` is stderr.
+    pub error_logfile: Option<PathBuf>,
+    /// `--access-logfile`; `None`: no access log.
+    pub access_logfile: Option<AccessLogTarget>,
+    /// `--access-logformat`, already checked by `access_log::Format::parse`.
+    pub access_logformat: String,
+    /// `--forwarded-allow-ips`: peers whose X-Forwarded-* headers count.
+    pub forwarded_allow_ips: TrustedProxies,
 }
 
 /// What the command line asks for.
@@ -170,6 +188,10 @@ impl Config {
             pidfile: None,
             reload: false,
             umask: None,
+            error_logfile: None,
+            access_logfile: None,
+            access_logformat: access_log::DEFAULT_FORMAT.to_string(),
+            forwarded_allow_ips: TrustedProxies::default(),
         }
     }
 
@@ -211,6 +233,10 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("p", "pid", "PATH"),
     ("", "reload", ""),
     ("m", "umask", "MASK"),
+    ("", "error-logfile", "PATH"),
+    ("", "access-logfile", "PATH"),
+    ("", "access-logformat", "FORMAT"),
+    ("", "forwarded-allow-ips", "LIST"),
     ("h", "help", ""),
     ("V", "version", ""),
 ];
@@ -259,6 +285,15 @@ Options (defaults in brackets):
                          connections served at once per worker; past it,
                          accepting pauses [16384]
       --log-level LEVEL  debug, info, warning, error or critical [info]
+      --error-logfile PATH
+                         error log file; - for stderr [-]
+      --access-logfile PATH
+                         access log file; - for stdout [off]
+      --access-logformat FORMAT
+                         access log line, %(atom)s as gunicorn [combined]
+      --forwarded-allow-ips LIST
+                         trusted proxies (IPs, networks, *; unix sockets
+                         always) for X-Forwarded-For/-Proto [127.0.0.1,::1]
 
 Processes (a master supervises the workers when -w is 2 or more, or with
 --max-requests or --reload; otherwise one process serves):
@@ -440,6 +475,25 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
             "--reuse-port applies to TCP addresses only, not unix: or fd:// binds",
         ));
     }
+    if let Some(v) = last("error-logfile") {
+        c.error_logfile = parse_log_path("error-logfile", &v)?;
+    }
+    if let Some(v) = last("access-logfile") {
+        c.access_logfile = Some(match parse_log_path("access-logfile", &v)? {
+            None => AccessLogTarget::Stdout,
+            Some(path) => AccessLogTarget::File(path),
+        });
+    }
+    if let Some(v) = last("access-logformat") {
+        if let Err(e) = access_log::Format::parse(&v) {
+            return Err(invalid("access-logformat", &v, e));
+        }
+        c.access_logformat = v;
+    }
+    if let Some(v) = last("forwarded-allow-ips") {
+        c.forwarded_allow_ips =
+            TrustedProxies::parse(&v).map_err(|e| invalid("forwarded-allow-ips", &v, e))?;
+    }
     Ok(Command::Run(Box::new(c)))
 }
 
@@ -455,6 +509,14 @@ fn err(msg: impl Display) -> UsageError {
 fn bad_value(opt: &str, value: &str, expected: &str) -> UsageError {
     err(format_args!(
         "--{opt}: invalid value {} (expected {expected})",
+        quote(value)
+    ))
+}
+
+/// Like `bad_value`, for values whose parser says what is wrong.
+fn invalid(opt: &str, value: &str, why: impl Display) -> UsageError {
+    err(format_args!(
+        "--{opt}: invalid value {} ({why})",
         quote(value)
     ))
 }
@@ -586,6 +648,15 @@ fn parse_umask(v: &str) -> Result<u32, UsageError> {
     match u32::from_str_radix(digits, radix) {
         Ok(n) if n <= 0o777 => Ok(n),
         _ => Err(bad()),
+    }
+}
+
+/// A file path, or `-` (`None`) for the standard stream.
+fn parse_log_path(opt: &str, v: &str) -> Result<Option<PathBuf>, UsageError> {
+    match v {
+        "" => Err(bad_value(opt, v, "a file path, or - for the console")),
+        "-" => Ok(None),
+        _ => Ok(Some(PathBuf::from(v))),
     }
 }
 
@@ -824,6 +895,10 @@ mod tests {
         assert_eq!(c.limit_request_body, 1024 * 1024 * 1024);
         assert_eq!(c.graceful_timeout, Duration::from_secs(30));
         assert_eq!(c.log_level, log::LevelFilter::Info);
+        assert_eq!(c.error_logfile, None);
+        assert_eq!(c.access_logfile, None);
+        assert_eq!(c.access_logformat, access_log::DEFAULT_FORMAT);
+        assert_eq!(c.forwarded_allow_ips, TrustedProxies::default());
     }
 
     #[test]
@@ -857,6 +932,13 @@ mod tests {
             "3",
             "--log-level",
             "DEBUG",
+            "--error-logfile",
+            "/var/log/err.log",
+            "--access-logfile=-",
+            "--access-logformat",
+            "%(h)s %(s)s",
+            "--forwarded-allow-ips",
+            "10.0.0.0/8",
             "pkg.wsgi:application",
         ]);
         assert_eq!(
@@ -891,6 +973,13 @@ mod tests {
         assert_eq!(c.limit_request_body, 10 << 20);
         assert_eq!(c.graceful_timeout, Duration::from_secs(3));
         assert_eq!(c.log_level, log::LevelFilter::Debug);
+        assert_eq!(c.error_logfile, Some("/var/log/err.log".into()));
+        assert_eq!(c.access_logfile, Some(AccessLogTarget::Stdout));
+        assert_eq!(c.access_logformat, "%(h)s %(s)s");
+        assert_eq!(
+            c.forwarded_allow_ips,
+            TrustedProxies::parse("10.0.0.0/8").unwrap()
+        );
     }
 
     #[test]
@@ -1264,6 +1353,69 @@ mod tests {
             "rwsgi-lite: --log-level: invalid value 'loud' \
              (expected debug, info, warning, error or critical)"
         );
+    }
+
+    #[test]
+    fn log_files() {
+        let c = run(&[
+            "--error-logfile",
+            "-",
+            "--access-logfile",
+            "logs/a.log",
+            "a",
+        ]);
+        assert_eq!(c.error_logfile, None);
+        assert_eq!(
+            c.access_logfile,
+            Some(AccessLogTarget::File("logs/a.log".into()))
+        );
+        // Last one wins, `-` included.
+        let c = run(&["--error-logfile", "e.log", "--error-logfile", "-", "a"]);
+        assert_eq!(c.error_logfile, None);
+        let c = run(&["--access-logfile", "x", "--access-logfile", "-", "a"]);
+        assert_eq!(c.access_logfile, Some(AccessLogTarget::Stdout));
+        for opt in ["--error-logfile", "--access-logfile"] {
+            assert_eq!(
+                fail(&[opt, "", "a"]),
+                format!(
+                    "rwsgi-lite: {opt}: invalid value '' \
+                     (expected a file path, or - for the console)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn access_logformat() {
+        let c = run(&["--access-logformat", "%(h)s %%(x)s %(nope)s", "a"]);
+        assert_eq!(c.access_logformat, "%(h)s %%(x)s %(nope)s");
+        // Empty is allowed (gunicorn allows it too).
+        assert_eq!(run(&["--access-logformat", "", "a"]).access_logformat, "");
+        assert_eq!(
+            fail(&["--access-logformat", "%(h)s %(t", "a"]),
+            "rwsgi-lite: --access-logformat: invalid value '%(h)s %(t' \
+             ('%(' at offset 6 has no closing ')')"
+        );
+        let m = fail(&["--access-logformat", "%(s)d", "a"]);
+        assert!(m.contains("must end in 's'"), "{m}");
+    }
+
+    #[test]
+    fn forwarded_allow_ips() {
+        let t = |v: &str| run(&["--forwarded-allow-ips", v, "a"]).forwarded_allow_ips;
+        assert_eq!(t("*"), TrustedProxies::All);
+        assert_eq!(t(""), TrustedProxies::Nets(vec![]));
+        assert!(t("10.0.0.0/8, 2001:db8::/32").trusts("10.9.8.7".parse().unwrap()));
+        assert!(!t("10.0.0.0/8").trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            fail(&["--forwarded-allow-ips", "10.0.0.1,bogus", "a"]),
+            "rwsgi-lite: --forwarded-allow-ips: invalid value '10.0.0.1,bogus' \
+             (\"bogus\" is not an IP address or network)"
+        );
+        let m = fail(&["--forwarded-allow-ips", "10.0.0.0/40", "a"]);
+        assert!(m.contains("invalid prefix length"), "{m}");
+        let m = fail(&["--forwarded-allow-ips", "1.2.3.4\n5", "a"]);
+        assert!(!m.contains('\n'), "{m:?}");
     }
 
     #[test]

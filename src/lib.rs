@@ -6,12 +6,16 @@
 //! feature in `python` (interpreter, app loading) and `wsgi` (environ,
 //! start_response, wsgi.input, driving the response iterable).
 
+pub mod access_log;
 pub mod app;
 pub mod config;
 pub mod conn;
+pub mod forwarded;
 pub mod http;
 pub mod inbuf;
 pub mod listen;
+pub mod logbuf;
+pub mod logfile;
 pub mod master;
 pub mod outbuf;
 pub mod pidfile;

@@ -2,7 +2,6 @@
 //! import the app, serve, and turn every failure into one clear message and
 //! an exit status (0 ok, 1 runtime or start-up error, 2 usage).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use pyo3::prelude::*;
@@ -11,14 +10,18 @@ use std::path::Path;
 
 use nix::unistd::ForkResult;
 
+use rwsgi_lite::access_log::Format;
 use rwsgi_lite::app::ConnSettings;
-use rwsgi_lite::config::{self, BindAddr, Command, Config};
+use rwsgi_lite::config::{self, AccessLogTarget, BindAddr, Command, Config};
 use rwsgi_lite::listen::{self, Listeners};
+use rwsgi_lite::logbuf::LogBuffer;
+use rwsgi_lite::logfile::{self, LogFile};
 use rwsgi_lite::master::{self, MasterSettings, Spawner, WorkerEnv};
 use rwsgi_lite::pidfile::PidFile;
 use rwsgi_lite::python::{self, LoadError};
 use rwsgi_lite::server::{Server, ServerSettings};
 use rwsgi_lite::worker::{request_budget, Heartbeat, Supervised};
+use rwsgi_lite::wsgi::access::AccessLog;
 use rwsgi_lite::wsgi::{format_exception, WsgiApp};
 
 fn main() -> ExitCode {
@@ -48,27 +51,35 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    init_logging(config.log_level);
+    if let Err(e) = logfile::init(config.log_level, config.error_logfile.as_deref()) {
+        return match &config.error_logfile {
+            Some(path) => fail(format_args!("--error-logfile {}: {e}", path.display())),
+            None => fail(format_args!("cannot start logging: {e}")),
+        };
+    }
     let code = run(&config);
     python::finalize();
     code
 }
 
-/// gunicorn-style lines on stderr; RUST_LOG, when set, overrides
-/// `--log-level` (and can target modules).
-fn init_logging(level: log::LevelFilter) {
-    let mut builder = env_logger::Builder::new();
-    builder.filter_level(level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+/// Opens `--access-logfile` (before `--chdir`, like the error log).
+fn open_access_log(config: &Config) -> Result<Option<AccessLog>, ExitCode> {
+    let Some(target) = &config.access_logfile else {
+        return Ok(None);
+    };
+    let file = match target {
+        AccessLogTarget::Stdout => LogFile::stdout()
+            .map_err(|e| fail(format_args!("--access-logfile -: cannot use stdout: {e}")))?,
+        AccessLogTarget::File(path) => LogFile::open(path)
+            .map_err(|e| fail(format_args!("--access-logfile {}: {e}", path.display())))?,
+    };
+    // parse_args checked the syntax already.
+    let format = Format::parse(&config.access_logformat)
+        .map_err(|e| fail(format_args!("--access-logformat: {e}")))?;
+    for name in format.unknown_atoms() {
+        log::warn!("--access-logformat: unknown atom %({name})s is logged as '-'");
     }
-    builder.format(move |buf, record| {
-        let ts = buf.timestamp_seconds();
-        // Per record: forked workers share this logger.
-        let pid = std::process::id();
-        writeln!(buf, "[{ts}] [{pid}] [{}] {}", record.level(), record.args())
-    });
-    builder.init();
+    Ok(Some(AccessLog::new(format, LogBuffer::new(file))))
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -77,6 +88,10 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(config: &Config) -> ExitCode {
+    let access_log = match open_access_log(config) {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
     if let Some(dir) = &config.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             return fail(format_args!("--chdir {}: {e}", dir.display()));
@@ -114,7 +129,7 @@ fn run(config: &Config) -> ExitCode {
         None => None,
     };
     if !config.uses_master() {
-        return ExitCode::from(serve(config, &listeners, &cwd, None, None) as u8);
+        return ExitCode::from(serve(config, &listeners, &cwd, None, None, access_log) as u8);
     }
 
     for bound in &listeners.sockets {
@@ -150,6 +165,7 @@ fn run(config: &Config) -> ExitCode {
         listeners: &listeners,
         cwd: &cwd,
         preloaded,
+        access_log,
     };
     let result = master::run(settings, &mut spawner);
     if spawner.preloaded.is_some() {
@@ -162,8 +178,10 @@ fn run(config: &Config) -> ExitCode {
     }
 }
 
-/// SIGUSR1.
-fn reopen_logs() {}
+/// SIGUSR1: logrotate moved the files.
+fn reopen_logs() {
+    logfile::reopen();
+}
 
 /// Forks workers for the master and runs them.
 struct PySpawner<'a> {
@@ -172,6 +190,9 @@ struct PySpawner<'a> {
     cwd: &'a Path,
     /// `--preload`: the app the master imported.
     preloaded: Option<Py<PyAny>>,
+    /// Opened before forking (relative paths name the same file as before
+    /// `--chdir`); each worker takes its own copy of the descriptor.
+    access_log: Option<AccessLog>,
 }
 
 impl Spawner for PySpawner<'_> {
@@ -186,6 +207,7 @@ impl Spawner for PySpawner<'_> {
             self.cwd,
             Some(env),
             self.preloaded.take(),
+            self.access_log.take(),
         );
         python::finalize();
         code
@@ -245,6 +267,7 @@ fn serve(
     cwd: &Path,
     worker: Option<WorkerEnv>,
     preloaded: Option<Py<PyAny>>,
+    access_log: Option<AccessLog>,
 ) -> i32 {
     let app = match preloaded {
         Some(app) => app,
@@ -292,7 +315,7 @@ fn serve(
         if let Err(e) = python::yield_sigint(py) {
             log::warn!("cannot take over SIGINT: {}", format_exception(py, &e));
         }
-        let wsgi = match WsgiApp::new(py, app).and_then(|mut w| {
+        let mut wsgi = match WsgiApp::new(py, app).and_then(|mut w| {
             w.set_multiprocess(config.workers > 1)?;
             Ok(w)
         }) {
@@ -302,6 +325,10 @@ fn serve(
                 return 1;
             }
         };
+        wsgi.set_forwarded_allow_ips(config.forwarded_allow_ips.clone());
+        if let Some(log) = access_log {
+            wsgi.set_access_log(log);
+        }
         let (heartbeat, budget) = match worker {
             Some(env) => (
                 Some(Heartbeat::new(env.heartbeat)),

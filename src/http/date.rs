@@ -51,7 +51,7 @@ const MAX_SECS: u64 = 253_402_300_799;
 
 /// (year, month 1-12, day 1-31) for days since 1970-01-01; Howard Hinnant's
 /// `civil_from_days`, which is exact over the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -64,7 +64,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn put_digits(out: &mut [u8], mut n: u64) {
+pub(crate) fn put_digits(out: &mut [u8], mut n: u64) {
     for slot in out.iter_mut().rev() {
         *slot = b'0' + (n % 10) as u8;
         n /= 10;

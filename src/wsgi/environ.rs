@@ -1,9 +1,11 @@
 //! Builds the WSGI environ for a request: a copy of a base dict made once
 //! at start (constant keys), then the per-request keys. `HTTP_*` key
 //! objects are cached by header name, so a typical request creates no key
-//! strings at all.
+//! strings at all. From a trusted proxy, X-Forwarded-For and
+//! X-Forwarded-Proto then replace REMOTE_ADDR and wsgi.url_scheme
+//! (`crate::forwarded` decides how).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use pyo3::intern;
 // Header names come from clients, but the cache is bounded
@@ -13,6 +15,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use rustc_hash::FxHashMap;
 
 use crate::app::{Local, Peer, Request};
+use crate::forwarded::{self, Scheme, TrustedProxies};
 use crate::http::parse::Version;
 use crate::http::url;
 use crate::spool::RequestBody;
@@ -57,6 +60,13 @@ pub struct EnvironBuilder<'py> {
     empty_input: Bound<'py, WsgiInput>,
     path: Vec<u8>,
     lower: Vec<u8>,
+    /// `--forwarded-allow-ips`.
+    trusted: TrustedProxies,
+    /// The client address X-Forwarded-For gave the last request, if any.
+    forwarded: Option<IpAddr>,
+    /// REMOTE_ADDR strings for forwarded client addresses: behind a proxy
+    /// every request carries one, and clients come back.
+    forwarded_strings: FxHashMap<IpAddr, Bound<'py, PyString>>,
 }
 
 impl<'py> EnvironBuilder<'py> {
@@ -116,11 +126,28 @@ impl<'py> EnvironBuilder<'py> {
             empty_input: Bound::new(py, WsgiInput::new(RequestBody::default()))?,
             path: Vec::with_capacity(256),
             lower: Vec::with_capacity(64),
+            trusted: TrustedProxies::default(),
+            forwarded: None,
+            forwarded_strings: FxHashMap::default(),
+        })
+    }
+
+    pub fn set_trusted_proxies(&mut self, trusted: TrustedProxies) {
+        self.trusted = trusted;
+    }
+
+    /// The client address of the last request built: X-Forwarded-For's
+    /// when it was applied, else the peer's (`None` on a unix socket).
+    pub fn client_addr(&self, peer: &Peer) -> Option<IpAddr> {
+        self.forwarded.or(match peer {
+            Peer::Tcp(addr) => Some(addr.ip()),
+            Peer::Unix => None,
         })
     }
 
     pub fn build(&mut self, req: &mut Request<'_>) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
+        self.forwarded = None;
         let env = self.listener_base(req.local)?.copy()?;
         let method = match req.method {
             b"GET" => intern!(py, "GET").clone(),
@@ -149,6 +176,10 @@ impl<'py> EnvironBuilder<'py> {
         }
         self.set_remote(&env, req.peer)?;
 
+        // Set when the header is seen, so a request without any pays two
+        // length comparisons per field and nothing else.
+        let mut forwarded_for = false;
+        let mut forwarded_proto = false;
         for h in req.headers {
             let name = h.name.get(req.head);
             let value = h.value.get(req.head);
@@ -163,19 +194,20 @@ impl<'py> EnvironBuilder<'py> {
             }
             self.lower.clear();
             self.lower.extend(name.iter().map(u8::to_ascii_lowercase));
+            // One match, so the two X-Forwarded-* arms share the length
+            // dispatch the Content-* arms already pay for.
             let key = match self.lower.as_slice() {
                 b"content-type" => intern!(py, "CONTENT_TYPE").clone(),
                 b"content-length" => intern!(py, "CONTENT_LENGTH").clone(),
-                lower => match self.http_keys.get(lower) {
-                    Some(k) => k.clone(),
-                    None => {
-                        let k = http_key(py, lower);
-                        if self.http_keys.len() < MAX_CACHED_KEYS {
-                            self.http_keys.insert(lower.to_vec(), k.clone());
-                        }
-                        k
-                    }
-                },
+                lower @ b"x-forwarded-for" => {
+                    forwarded_for = true;
+                    cached_http_key(py, &mut self.http_keys, lower)
+                }
+                lower @ b"x-forwarded-proto" => {
+                    forwarded_proto = true;
+                    cached_http_key(py, &mut self.http_keys, lower)
+                }
+                lower => cached_http_key(py, &mut self.http_keys, lower),
             };
             let value = latin1(py, value)?;
             match env.get_item(&key)? {
@@ -187,6 +219,9 @@ impl<'py> EnvironBuilder<'py> {
                 }
                 _ => env.set_item(key, value)?,
             }
+        }
+        if (forwarded_for || forwarded_proto) && self.trusts(req.peer) {
+            self.apply_forwarded(&env, req, forwarded_for, forwarded_proto)?;
         }
         // A chunked body has no Content-Length on the wire; we decoded it
         // whole, so tell the app its size (frameworks read only that much).
@@ -201,6 +236,55 @@ impl<'py> EnvironBuilder<'py> {
             env.set_item(intern!(py, "wsgi.input"), input)?;
         }
         Ok(env)
+    }
+
+    fn trusts(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::Tcp(addr) => self.trusted.trusts(addr.ip()),
+            // nginx in front over a unix socket: only local processes with
+            // access to the socket file can connect.
+            Peer::Unix => true,
+        }
+    }
+
+    /// X-Forwarded-For -> REMOTE_ADDR, X-Forwarded-Proto ->
+    /// wsgi.url_scheme, for a request from a trusted proxy.
+    fn apply_forwarded(
+        &mut self,
+        env: &Bound<'py, PyDict>,
+        req: &Request<'_>,
+        forwarded_for: bool,
+        forwarded_proto: bool,
+    ) -> PyResult<()> {
+        let py = self.py;
+        let values = |name: &'static [u8]| {
+            req.headers
+                .iter()
+                .filter(move |h| h.name.get(req.head).eq_ignore_ascii_case(name))
+                .map(|h| h.value.get(req.head))
+        };
+        if forwarded_for {
+            if let Some(ip) = forwarded::client_addr(&self.trusted, values(b"x-forwarded-for")) {
+                if !self.forwarded_strings.contains_key(&ip) {
+                    if self.forwarded_strings.len() >= MAX_CACHED_PEERS {
+                        self.forwarded_strings.clear();
+                    }
+                    let s = PyString::new(py, &ip.to_string());
+                    self.forwarded_strings.insert(ip, s);
+                }
+                if let Some(s) = self.forwarded_strings.get(&ip) {
+                    env.set_item(intern!(py, "REMOTE_ADDR"), s)?;
+                }
+                self.forwarded = Some(ip);
+            }
+        }
+        if forwarded_proto {
+            // The base says http.
+            if forwarded::scheme(values(b"x-forwarded-proto")) == Some(Scheme::Https) {
+                env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The base environ of the listener a request came in on.
@@ -249,6 +333,26 @@ impl<'py> EnvironBuilder<'py> {
             }
         }
         Ok(())
+    }
+}
+
+/// The `HTTP_*` key for a lower-cased header name, from the cache (which
+/// stops growing at MAX_CACHED_KEYS).
+#[inline]
+fn cached_http_key<'py>(
+    py: Python<'py>,
+    cache: &mut FxHashMap<Vec<u8>, Bound<'py, PyString>>,
+    lower: &[u8],
+) -> Bound<'py, PyString> {
+    match cache.get(lower) {
+        Some(k) => k.clone(),
+        None => {
+            let k = http_key(py, lower);
+            if cache.len() < MAX_CACHED_KEYS {
+                cache.insert(lower.to_vec(), k.clone());
+            }
+            k
+        }
     }
 }
 

@@ -2,16 +2,21 @@
 //! callable. No sockets here: a request comes in as spans plus a body, the
 //! response goes out as events.
 
+pub mod access;
 pub mod environ;
 pub mod file_wrapper;
 pub mod input;
 pub mod response;
 pub mod start_response;
 
+use std::rc::Rc;
+
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::app::{App, AppFailure, Request};
+use crate::forwarded::TrustedProxies;
+use access::{AccessLog, AccessRecord};
 use environ::EnvironBuilder;
 use response::WsgiResponse;
 use start_response::StartResponse;
@@ -21,6 +26,8 @@ pub struct WsgiApp<'py> {
     py: Python<'py>,
     app: Bound<'py, PyAny>,
     environ: EnvironBuilder<'py>,
+    /// `None` unless `--access-logfile` is given.
+    access: Option<Rc<AccessLog>>,
 }
 
 impl<'py> WsgiApp<'py> {
@@ -29,6 +36,7 @@ impl<'py> WsgiApp<'py> {
             py,
             app,
             environ: EnvironBuilder::new(py)?,
+            access: None,
         })
     }
 
@@ -36,14 +44,27 @@ impl<'py> WsgiApp<'py> {
     pub fn set_multiprocess(&mut self, multiprocess: bool) -> PyResult<()> {
         self.environ.set_base("wsgi.multiprocess", multiprocess)
     }
-}
 
-impl<'py> App for WsgiApp<'py> {
-    type Response = WsgiResponse<'py>;
+    /// Logs every response to `log`.
+    pub fn set_access_log(&mut self, log: AccessLog) {
+        self.access = Some(Rc::new(log));
+    }
 
-    fn call(&mut self, mut request: Request<'_>) -> Result<WsgiResponse<'py>, AppFailure> {
+    /// The peers whose X-Forwarded-For/-Proto are applied (default:
+    /// localhost).
+    pub fn set_forwarded_allow_ips(&mut self, trusted: TrustedProxies) {
+        self.environ.set_trusted_proxies(trusted);
+    }
+
+    /// Calls the app; every failure is logged here. The access record
+    /// moves into the response, which writes its line when closed.
+    fn respond(
+        &self,
+        environ: PyResult<Bound<'py, PyDict>>,
+        record: &mut Option<AccessRecord>,
+    ) -> Result<WsgiResponse<'py>, AppFailure> {
         let py = self.py;
-        let environ = self.environ.build(&mut request).map_err(|e| {
+        let environ = environ.map_err(|e| {
             log::error!(
                 "cannot build the WSGI environ:\n{}",
                 format_exception(py, &e)
@@ -62,10 +83,33 @@ impl<'py> App for WsgiApp<'py> {
             );
             AppFailure
         })?;
-        WsgiResponse::new(result, start, environ)
+        WsgiResponse::new(result, start, environ, record.take())
+    }
+}
+
+impl<'py> App for WsgiApp<'py> {
+    type Response = WsgiResponse<'py>;
+
+    fn call(&mut self, mut request: Request<'_>) -> Result<WsgiResponse<'py>, AppFailure> {
+        let environ = self.environ.build(&mut request);
+        let mut record = self
+            .access
+            .as_ref()
+            .map(|log| access::begin(log, &request, self.environ.client_addr(request.peer)));
+        let response = self.respond(environ, &mut record);
+        // Still here: the app failed before a response object existed, and
+        // the client gets the canned 500.
+        if let Some(mut record) = record {
+            record.internal_error();
+            record.finish();
+        }
+        response
     }
 
     fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {
+        if let Some(log) = &self.access {
+            log.flush();
+        }
         self.py.detach(wait)
     }
 

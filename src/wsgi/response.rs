@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
 
 use crate::app::{AppFailure, Event, Response};
+use crate::wsgi::access::AccessRecord;
 use crate::wsgi::file_wrapper::{FileSource, FileWrapper};
 use crate::wsgi::start_response::StartResponse;
 use crate::wsgi::{environ, format_exception, PyChunk};
@@ -33,6 +34,10 @@ pub struct WsgiResponse<'py> {
     head_sent: bool,
     exhausted: bool,
     closed: bool,
+    /// `next` reported a failure (before the head: the client got a 500).
+    failed: bool,
+    /// The access-log line, written when the response is closed.
+    access: Option<AccessRecord>,
 }
 
 impl<'py> WsgiResponse<'py> {
@@ -40,6 +45,7 @@ impl<'py> WsgiResponse<'py> {
         result: Bound<'py, PyAny>,
         start: Bound<'py, StartResponse>,
         environ: Bound<'py, PyDict>,
+        access: Option<AccessRecord>,
     ) -> Result<Self, AppFailure> {
         let mut response = WsgiResponse {
             result,
@@ -53,6 +59,8 @@ impl<'py> WsgiResponse<'py> {
             head_sent: false,
             exhausted: false,
             closed: false,
+            failed: false,
+            access,
         };
         let list_of_one = response
             .result
@@ -76,6 +84,7 @@ impl<'py> WsgiResponse<'py> {
             Ok(iter) => response.iter = Some(iter),
             Err(e) => {
                 response.log_error("the application returned a non-iterable", &e);
+                response.failed = true;
                 response.close();
                 return Err(AppFailure);
             }
@@ -110,6 +119,9 @@ impl<'py> WsgiResponse<'py> {
                 head.body_length = Some(source.available);
             }
         }
+        if let Some(record) = &mut self.access {
+            record.head(&head);
+        }
         Some(Event::Head(head))
     }
 
@@ -119,9 +131,41 @@ impl<'py> WsgiResponse<'py> {
             Some(head) => Ok(head),
             None => {
                 self.log_protocol("the application returned without calling start_response");
-                Err(AppFailure)
+                Err(self.fail())
             }
         }
+    }
+
+    fn data(&mut self, bytes: Bound<'py, PyBytes>) -> Event<PyChunk<'py>> {
+        if let Some(record) = &mut self.access {
+            record.body(bytes.as_bytes().len() as u64);
+        }
+        Event::Data(PyChunk(bytes))
+    }
+
+    fn fail(&mut self) -> AppFailure {
+        self.failed = true;
+        AppFailure
+    }
+
+    /// Completes the access-log line once the response is over.
+    fn finish_access(&mut self) {
+        let Some(mut record) = self.access.take() else {
+            return;
+        };
+        if !self.head_sent {
+            if self.failed {
+                record.internal_error();
+            } else if let Some(status) = self
+                .start
+                .try_borrow()
+                .ok()
+                .and_then(|s| s.head.as_ref().map(|h| h.status))
+            {
+                record.unsent_status(status);
+            }
+        }
+        record.finish();
     }
 
     fn next_item(&mut self) -> Option<PyResult<Bound<'py, PyAny>>> {
@@ -152,9 +196,12 @@ impl<'py> Response for WsgiResponse<'py> {
                 let data = data.into_bound(self.result.py());
                 if !self.head_sent {
                     self.start.borrow_mut().writes.push_front(data.unbind());
-                    return self.take_head().ok_or(AppFailure);
+                    return match self.take_head() {
+                        Some(head) => Ok(head),
+                        None => Err(self.fail()),
+                    };
                 }
-                return Ok(Event::Data(PyChunk(data)));
+                return Ok(self.data(data));
             }
             if let Some(item) = self.pending.take() {
                 if !self.head_sent {
@@ -165,11 +212,11 @@ impl<'py> Response for WsgiResponse<'py> {
                             self.log_protocol(
                                 "the application returned body data before calling start_response",
                             );
-                            Err(AppFailure)
+                            Err(self.fail())
                         }
                     };
                 }
-                return Ok(Event::Data(PyChunk(item)));
+                return Ok(self.data(item));
             }
             if self.file.is_some() {
                 if !self.head_sent {
@@ -178,6 +225,9 @@ impl<'py> Response for WsgiResponse<'py> {
                 self.exhausted = true;
                 if let Some(source) = self.file.take() {
                     if self.file_len > 0 {
+                        if let Some(record) = &mut self.access {
+                            record.body(self.file_len);
+                        }
                         return Ok(Event::File(source.into_body(self.file_len)));
                     }
                 }
@@ -191,7 +241,7 @@ impl<'py> Response for WsgiResponse<'py> {
                 }
                 Some(Err(e)) => {
                     self.log_error("Error handling request", &e);
-                    return Err(AppFailure);
+                    return Err(self.fail());
                 }
                 Some(Ok(item)) => {
                     let bytes = match item.cast_into::<PyBytes>() {
@@ -199,7 +249,7 @@ impl<'py> Response for WsgiResponse<'py> {
                         Err(e) => {
                             let e: PyErr = e.into();
                             self.log_error("the application yielded a non-bytes item", &e);
-                            return Err(AppFailure);
+                            return Err(self.fail());
                         }
                     };
                     // Empty items carry nothing; they must not end a chunked
@@ -229,6 +279,13 @@ impl<'py> Response for WsgiResponse<'py> {
         self.single = None;
         self.pending = None;
         self.file = None;
+        self.close_iterable();
+        self.finish_access();
+    }
+}
+
+impl WsgiResponse<'_> {
+    fn close_iterable(&self) {
         // Plain lists and tuples have no close(); skip the failing lookup.
         if self.result.is_exact_instance_of::<PyList>()
             || self.result.is_exact_instance_of::<PyTuple>()
