@@ -186,7 +186,10 @@ const SENDFILE_MAX: u64 = 1 << 30;
 /// connection streaming a slow generator must not starve the others, the
 /// signal handlers or the timers.
 const PULL_BUDGET: u32 = 16;
-/// The same, in time since the loop woke up.
+/// The same, in time since this `drive` first pulled. Counted per drive,
+/// not from the loop's wake-up: otherwise, once a busy wake-up passed it,
+/// every later connection (and every one in the ready queue) would yield
+/// before its first pull and make no progress at all that turn.
 const PULL_TIME_BUDGET: Duration = Duration::from_millis(20);
 
 /// How one step of the state machine ended.
@@ -214,6 +217,9 @@ pub struct Conn<S, R: Response> {
     idle_until: Option<Instant>,
     /// Pulls left in the current `drive`.
     budget: u32,
+    /// When the current `drive` first pulled from a response that was not
+    /// ready (read lazily: a one-item body never needs the clock).
+    pulls_since: Option<Instant>,
     /// File body bytes left to send in the current `drive`.
     file_budget: u64,
     /// When a byte last moved in either direction: stalls are measured
@@ -249,6 +255,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             out: OutQueue::new(),
             idle_until,
             budget: PULL_BUDGET,
+            pulls_since: None,
             file_budget: FILE_BUDGET,
             last_io: now,
             drained: false,
@@ -287,6 +294,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// Advances the connection as far as the socket allows.
     pub fn drive<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Progress {
         self.budget = PULL_BUDGET;
+        self.pulls_since = None;
         self.file_budget = FILE_BUDGET;
         self.drained = false;
         loop {
@@ -697,7 +705,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     // What we have goes out before the app runs again.
                     return Step::Blocked;
                 }
-                if self.budget == 0 || ctx.now.elapsed() > PULL_TIME_BUDGET {
+                let since = *self.pulls_since.get_or_insert_with(Instant::now);
+                if self.budget == 0 || since.elapsed() > PULL_TIME_BUDGET {
                     return Step::Yield;
                 }
                 self.budget -= 1;

@@ -832,6 +832,26 @@ fn generator_yields_after_pull_budget() {
     assert_closed_once(&h.stats());
 }
 
+/// A connection driven late in a busy wake-up (other connections already
+/// used the time budget) still pulls: the budget is its own.
+#[test]
+fn late_drive_in_a_busy_wakeup_still_pulls() {
+    let app = StubApp::new().route("/g", slow(chunks(3, 10)));
+    let mut h = Harness::new(app, MockStream::new(vec![data(&get("/g"))]));
+    // The loop woke a second ago.
+    let woke = Instant::now() - Duration::from_secs(1);
+    let ctx = Ctx {
+        now: woke,
+        ..h.ctx()
+    };
+    let progress = h.conn.drive(&mut h.app, &ctx);
+    assert!(h.stats().nexts.get() >= 1, "no pull at all ({progress:?})");
+    assert_eq!(h.run(), Progress::Open);
+    let (r, _) = parse_response(h.written(), false);
+    assert!(r.complete);
+    assert_eq!(r.body, chunks_body(3, 10));
+}
+
 // ---------------------------------------------------------------------------
 // 4. Short writes
 // ---------------------------------------------------------------------------
