@@ -514,7 +514,13 @@ impl<S: Spawner> Master<'_, S> {
             std::mem::forget(r);
         }
         self.workers.clear();
-        let _ = self.mask.thread_unblock();
+        // USR1 is forwarded to every worker, booting ones included: until
+        // the event loop handles it, its default action would kill the
+        // worker. It stays blocked (a USR1 sent meanwhile stays pending)
+        // until the loop unblocks it.
+        let mut boot_mask = self.mask;
+        boot_mask.remove(Signal::SIGUSR1);
+        let _ = boot_mask.thread_unblock();
         // A worker whose master is gone stops gracefully instead of
         // serving on unsupervised.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
