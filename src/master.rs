@@ -547,12 +547,13 @@ impl Reloader {
         let (wake, poke) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         poke.set_nonblocking(true)?;
+        let roots = dirs.to_vec();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
             }
-            if event.paths.iter().any(|p| is_watched_source(p)) {
+            if event.paths.iter().any(|p| is_watched_source(p, &roots)) {
                 // A full buffer already holds a pending wake-up.
                 let _ = (&poke).write(b"!");
             }
@@ -591,10 +592,16 @@ impl Reloader {
 }
 
 /// A `.py` file outside caches and hidden directories (virtualenvs such as
-/// `.venv`, VCS metadata).
-fn is_watched_source(path: &std::path::Path) -> bool {
+/// `.venv`, VCS metadata) below one of the watched `roots`. Only the part
+/// below the root is judged: the project itself may well live in a hidden
+/// directory (`~/.local/src/app`, a temporary directory).
+fn is_watched_source(path: &std::path::Path, roots: &[PathBuf]) -> bool {
+    let below = roots
+        .iter()
+        .find_map(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path);
     path.extension().is_some_and(|e| e == "py")
-        && !path.components().any(|c| {
+        && !below.components().any(|c| {
             let s = c.as_os_str().to_string_lossy();
             s == "__pycache__" || (s.starts_with('.') && s.len() > 1 && s != "..")
         })
@@ -607,11 +614,27 @@ mod tests {
 
     #[test]
     fn watched_sources() {
-        assert!(is_watched_source(Path::new("/srv/app/views.py")));
-        assert!(is_watched_source(Path::new("./app.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/views.pyc")));
-        assert!(!is_watched_source(Path::new("/srv/app/__pycache__/v.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/.venv/lib/x.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/README")));
+        let roots = [PathBuf::from("/srv/app")];
+        let watched = |p: &str| is_watched_source(Path::new(p), &roots);
+        assert!(watched("/srv/app/views.py"));
+        assert!(is_watched_source(Path::new("./app.py"), &[]));
+        assert!(!watched("/srv/app/views.pyc"));
+        assert!(!watched("/srv/app/__pycache__/v.py"));
+        assert!(!watched("/srv/app/.venv/lib/x.py"));
+        assert!(!watched("/srv/app/README"));
+        // A hidden directory above the root does not count.
+        let roots = [
+            PathBuf::from("/tmp/.tmpAbC"),
+            PathBuf::from("/home/u/.local/src"),
+        ];
+        assert!(is_watched_source(Path::new("/tmp/.tmpAbC/app.py"), &roots));
+        assert!(is_watched_source(
+            Path::new("/home/u/.local/src/pkg/m.py"),
+            &roots
+        ));
+        assert!(!is_watched_source(
+            Path::new("/tmp/.tmpAbC/.git/x.py"),
+            &roots
+        ));
     }
 }
