@@ -352,7 +352,14 @@ impl<S: Spawner> Master<'_, S> {
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
                 continue;
             };
-            let w = self.workers.swap_remove(i);
+            let mut w = self.workers.swap_remove(i);
+            // It may have come up and served (a small --max-requests) since
+            // the last check: that is no failure to start.
+            if !w.ready && has_beaten(&w.heartbeat) {
+                w.ready = true;
+                self.ever_ready = true;
+                self.boot_failures = 0;
+            }
             let how = match (code, signal) {
                 (Some(c), _) => format!("exited with status {c}"),
                 (_, Some(s)) => format!("was killed by {s}"),
@@ -391,8 +398,7 @@ impl<S: Spawner> Master<'_, S> {
 
     fn check_ready(&mut self) {
         for w in self.workers.iter_mut().filter(|w| !w.ready) {
-            let beat = w.heartbeat.metadata().and_then(|m| m.modified());
-            if beat.is_ok_and(|t| t > SystemTime::UNIX_EPOCH) {
+            if has_beaten(&w.heartbeat) {
                 w.ready = true;
                 self.ever_ready = true;
                 self.boot_failures = 0;
@@ -531,6 +537,12 @@ impl<S: Spawner> Master<'_, S> {
         log::logger().flush();
         std::process::exit(code)
     }
+}
+
+/// Has the worker's heartbeat moved off the epoch, i.e. did it come up?
+fn has_beaten(heartbeat: &File) -> bool {
+    let beat = heartbeat.metadata().and_then(|m| m.modified());
+    beat.is_ok_and(|t| t > SystemTime::UNIX_EPOCH)
 }
 
 /// `--reload`: watches directories for changed `.py` files and pokes the
