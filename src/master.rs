@@ -188,6 +188,8 @@ pub fn run<S: Spawner>(settings: MasterSettings, spawner: &mut S) -> Result<(), 
 
 impl<S: Spawner> Master<'_, S> {
     fn run(&mut self) -> Result<(), MasterError> {
+        // The first workers start now, not after the first wait.
+        self.manage_workers(Instant::now())?;
         loop {
             self.wait()?;
             let now = Instant::now();
