@@ -30,6 +30,9 @@ const MAX_WORKERS: usize = 1024;
 const TICK: Duration = Duration::from_secs(1);
 /// Longest pause between restarts of a worker that keeps dying at start.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Time a worker gets past its own limit to finish: its interpreter's
+/// shutdown.
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
 /// Editors save in bursts (write, rename, chmod): reload once it settles.
 const RELOAD_SETTLE: Duration = Duration::from_millis(300);
 
@@ -202,10 +205,7 @@ impl<S: Spawner> Master<'_, S> {
                 }
                 if now >= stop.deadline && !stop.killed {
                     stop.killed = true;
-                    log::warn!(
-                        "{} worker(s) still running after the graceful timeout: killing",
-                        self.workers.len()
-                    );
+                    log::warn!("{} worker(s) still running: killing", self.workers.len());
                     self.signal_all(Signal::SIGKILL);
                 }
                 continue;
@@ -282,8 +282,9 @@ impl<S: Spawner> Master<'_, S> {
     }
 
     /// TERM: workers finish what they serve within --graceful-timeout.
-    /// QUIT (from INT or QUIT): they exit at once. A second INT or QUIT
-    /// kills what is left.
+    /// QUIT (from INT or QUIT): they exit at once; one stuck in the app
+    /// (which the signal cannot interrupt) is killed after EXIT_MARGIN. A
+    /// second INT or QUIT kills what is left.
     fn stop(&mut self, how: Signal) {
         let now = Instant::now();
         match &mut self.stopping {
@@ -302,10 +303,15 @@ impl<S: Spawner> Master<'_, S> {
                     "quick"
                 };
                 log::info!("{kind} stop: signalling {} worker(s)", self.workers.len());
-                // Workers end themselves at the graceful timeout; the
-                // margin covers their interpreter shutdown.
+                // Draining workers end themselves at the graceful timeout;
+                // the margin covers their interpreter shutdown.
+                let limit = if how == Signal::SIGTERM {
+                    self.settings.graceful_timeout
+                } else {
+                    Duration::ZERO
+                };
                 self.stopping = Some(Stopping {
-                    deadline: now + self.settings.graceful_timeout + Duration::from_secs(2),
+                    deadline: now + limit + EXIT_MARGIN,
                     killed: false,
                     result: Ok(()),
                 });
@@ -429,7 +435,7 @@ impl<S: Spawner> Master<'_, S> {
 
     fn check_timeouts(&mut self, now: Instant) {
         let timeout = self.settings.timeout;
-        let graceful = self.settings.graceful_timeout + Duration::from_secs(2);
+        let graceful = self.settings.graceful_timeout + EXIT_MARGIN;
         for w in &mut self.workers {
             if w.killed {
                 continue;
