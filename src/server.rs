@@ -321,7 +321,7 @@ impl Server {
             if stop && draining_since.is_none() {
                 draining_since = Some(now);
                 ctx.draining = true;
-                self.begin_drain(&mut conns);
+                self.begin_drain(&mut conns, now);
             }
 
             // The next batch of clients left queued last turn.
@@ -539,8 +539,13 @@ impl Server {
 
 impl Server {
     /// Stops accepting and closes idle connections; busy ones finish their
-    /// current response.
-    fn begin_drain<R: crate::app::Response>(&mut self, conns: &mut Slab<Conn<Socket, R>>) {
+    /// current response, and those just accepted get their first request
+    /// served (see `Conn::on_drain`).
+    fn begin_drain<R: crate::app::Response>(
+        &mut self,
+        conns: &mut Slab<Conn<Socket, R>>,
+        now: Instant,
+    ) {
         log::info!(
             "shutting down: finishing {} connection(s), at most {:?}",
             conns.len(),
@@ -552,7 +557,7 @@ impl Server {
         self.listeners.clear();
         let idle: Vec<usize> = conns
             .iter_mut()
-            .filter_map(|(k, c)| (c.on_drain() == Progress::Closed).then_some(k))
+            .filter_map(|(k, c)| (c.on_drain(now) == Progress::Closed).then_some(k))
             .collect();
         for key in idle {
             let mut conn = conns.remove(key);
