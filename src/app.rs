@@ -143,6 +143,13 @@ pub trait App {
     fn after_wake(&mut self) -> bool {
         false
     }
+
+    /// False once the app takes no more connections (a worker that served
+    /// its `--max-requests`): the server accepts none after it and stops
+    /// as on SIGTERM, finishing the connections it has.
+    fn wants_connections(&self) -> bool {
+        true
+    }
 }
 
 /// Per-connection settings, shared by all connections of a server.

@@ -111,6 +111,10 @@ const BODY_READ_SPARE: usize = 64 * 1024;
 /// triggered by unread input.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_MAX_DISCARD: usize = 256 * 1024;
+/// A connection accepted just before a drain began gets this long for its
+/// first request: over a network the request trails the handshake by up
+/// to a round trip, and a reloading worker must not drop it unanswered.
+const DRAIN_FRESH_GRACE: Duration = Duration::from_secs(1);
 
 enum BodyReader {
     Length { remaining: u64 },
@@ -232,6 +236,9 @@ pub struct Conn<S, R: Response> {
     /// The peer has half-closed (the event said so): always read on, to
     /// see the end of stream.
     peer_closed: bool,
+    /// No response finished yet: the client has just connected, and its
+    /// first request is served even when a drain begins first.
+    fresh: bool,
 }
 
 impl<S: Stream, R: Response> Conn<S, R> {
@@ -260,6 +267,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             last_io: now,
             drained: false,
             peer_closed: false,
+            fresh: true,
         }
     }
 
@@ -410,14 +418,19 @@ impl<S: Stream, R: Response> Conn<S, R> {
     }
 
     /// Shutdown begins: an idle connection closes now; a busy one finishes
-    /// its current request and then closes (`ctx.draining`).
-    pub fn on_drain(&mut self) -> Progress {
-        if self.is_idle() {
-            self.abort();
-            Progress::Closed
-        } else {
-            Progress::Open
+    /// its current request and then closes (`ctx.draining`). One that was
+    /// just accepted waits DRAIN_FRESH_GRACE at most for its first request.
+    pub fn on_drain(&mut self, now: Instant) -> Progress {
+        if !self.is_idle() {
+            return Progress::Open;
         }
+        if self.fresh {
+            let grace = now + DRAIN_FRESH_GRACE;
+            self.idle_until = Some(self.idle_until.map_or(grace, |t| t.min(grace)));
+            return Progress::Open;
+        }
+        self.abort();
+        Progress::Closed
     }
 
     fn step_head<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
@@ -431,7 +444,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
             }
         }
-        if ctx.draining && self.inbuf.is_empty() {
+        if ctx.draining && self.inbuf.is_empty() && !self.fresh {
             // Finish sending what is queued (a completed response), then go.
             if self.out.is_empty() {
                 return Step::Close;
@@ -905,6 +918,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
 
     /// After a response: wait for the next request or close.
     fn next_request(&mut self, keep_alive: bool, ctx: &Ctx<'_>) {
+        self.fresh = false;
         if keep_alive && !ctx.draining {
             // Bytes of the next request already here (pipelined) start its
             // head clock now; otherwise the idle clock runs.

@@ -3,9 +3,12 @@
 //! every worker the master forks. No mio here: `server.rs` wraps each
 //! socket for its own poll.
 //!
-//! With `--reuse-port` the master only reserves the address (bound, not
-//! listening, so the kernel never queues a connection on a socket nobody
-//! accepts from) and each worker listens on its own SO_REUSEPORT socket.
+//! With `--reuse-port` each worker also listens on a SO_REUSEPORT socket
+//! of its own, besides the master's (which is in the same group): the
+//! kernel spreads new connections over them all, and the master's socket,
+//! which every worker accepts from, keeps those that arrive while no
+//! worker is up (at start, while the only worker is replaced) instead of
+//! the kernel refusing them.
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,8 +46,8 @@ impl std::error::Error for BindError {}
 pub struct Bound {
     socket: Socket,
     local: Local,
-    /// `--reuse-port`: `socket` only reserves the address; each worker
-    /// binds its own listening socket to it.
+    /// `--reuse-port`: each worker binds a listening socket of its own to
+    /// the address too, with this backlog.
     reuse_port: Option<i32>,
 }
 
@@ -53,24 +56,28 @@ impl Bound {
         &self.local
     }
 
-    /// A listening socket for one worker (or the single process): its own
-    /// SO_REUSEPORT socket, or a duplicate of the shared one.
-    pub fn for_worker(&self) -> io::Result<ListenSocket> {
-        let socket = match (self.reuse_port, &self.local) {
-            (Some(backlog), Local::Tcp(addr)) => {
-                let s = tcp_socket(*addr, true)?;
-                s.bind(&(*addr).into())?;
-                s.listen(backlog)?;
-                s
-            }
-            _ => self.socket.try_clone()?,
-        };
-        socket.set_nonblocking(true)?;
-        socket.set_cloexec(true)?;
-        Ok(match self.local {
-            Local::Tcp(_) => ListenSocket::Tcp(socket.into()),
-            Local::Unix(_) => ListenSocket::Unix(socket.into()),
-        })
+    /// The listening sockets of one worker (or the single process): a
+    /// duplicate of the shared one, and with `--reuse-port` its own
+    /// SO_REUSEPORT socket.
+    pub fn for_worker(&self) -> io::Result<Vec<ListenSocket>> {
+        let mut sockets = vec![self.socket.try_clone()?];
+        if let (Some(backlog), Local::Tcp(addr)) = (self.reuse_port, &self.local) {
+            let s = tcp_socket(*addr, true)?;
+            s.bind(&(*addr).into())?;
+            s.listen(backlog)?;
+            sockets.push(s);
+        }
+        sockets
+            .into_iter()
+            .map(|socket| {
+                socket.set_nonblocking(true)?;
+                socket.set_cloexec(true)?;
+                Ok(match self.local {
+                    Local::Tcp(_) => ListenSocket::Tcp(socket.into()),
+                    Local::Unix(_) => ListenSocket::Unix(socket.into()),
+                })
+            })
+            .collect()
     }
 
     /// How logs and tests name the address.
@@ -165,9 +172,7 @@ fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
 fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Bound> {
     let socket = tcp_socket(addr, reuse_port)?;
     socket.bind(&addr.into())?;
-    if !reuse_port {
-        socket.listen(backlog)?;
-    }
+    socket.listen(backlog)?;
     // Port 0 is resolved now, so workers with --reuse-port share one port.
     let local = socket
         .local_addr()?
@@ -262,7 +267,9 @@ mod tests {
             panic!("not tcp");
         };
         assert_ne!(addr.port(), 0);
-        let ListenSocket::Tcp(w) = l.sockets[0].for_worker().unwrap() else {
+        let mut sockets = l.sockets[0].for_worker().unwrap();
+        assert_eq!(sockets.len(), 1);
+        let Some(ListenSocket::Tcp(w)) = sockets.pop() else {
             panic!("not tcp");
         };
         assert_eq!(w.local_addr().unwrap(), *addr);
@@ -270,18 +277,23 @@ mod tests {
     }
 
     #[test]
-    fn reuse_port_workers_share_the_reserved_port() {
+    fn reuse_port_workers_share_the_port_and_the_shared_socket() {
         let l = open(&[BindAddr::Tcp("127.0.0.1:0".parse().unwrap())], 16, true).unwrap();
         let Local::Tcp(addr) = *l.sockets[0].local() else {
             panic!("not tcp");
         };
+        // Before any worker: queued on the shared socket, not refused.
+        std::net::TcpStream::connect(addr).unwrap();
         let a = l.sockets[0].for_worker().unwrap();
         let b = l.sockets[0].for_worker().unwrap();
-        for s in [&a, &b] {
-            let ListenSocket::Tcp(s) = s else {
-                panic!("not tcp")
-            };
-            assert_eq!(s.local_addr().unwrap(), addr);
+        for sockets in [&a, &b] {
+            assert_eq!(sockets.len(), 2, "shared + own");
+            for s in sockets {
+                let ListenSocket::Tcp(s) = s else {
+                    panic!("not tcp")
+                };
+                assert_eq!(s.local_addr().unwrap(), addr);
+            }
         }
         std::net::TcpStream::connect(addr).unwrap();
     }

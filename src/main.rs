@@ -296,7 +296,7 @@ fn serve(
     let mut sockets = Vec::with_capacity(listeners.sockets.len());
     for bound in &listeners.sockets {
         match bound.for_worker() {
-            Ok(s) => sockets.push((s, bound.local().clone())),
+            Ok(own) => sockets.extend(own.into_iter().map(|s| (s, bound.local().clone()))),
             Err(e) => {
                 eprintln!("rwsgi-lite: cannot listen on {}: {e}", bound.describe());
                 return 1;

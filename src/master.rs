@@ -30,6 +30,9 @@ const MAX_WORKERS: usize = 1024;
 const TICK: Duration = Duration::from_secs(1);
 /// Longest pause between restarts of a worker that keeps dying at start.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Time a worker gets past its own limit to finish: its interpreter's
+/// shutdown.
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
 /// Editors save in bursts (write, rename, chmod): reload once it settles.
 const RELOAD_SETTLE: Duration = Duration::from_millis(300);
 
@@ -188,6 +191,8 @@ pub fn run<S: Spawner>(settings: MasterSettings, spawner: &mut S) -> Result<(), 
 
 impl<S: Spawner> Master<'_, S> {
     fn run(&mut self) -> Result<(), MasterError> {
+        // The first workers start now, not after the first wait.
+        self.manage_workers(Instant::now())?;
         loop {
             self.wait()?;
             let now = Instant::now();
@@ -200,10 +205,7 @@ impl<S: Spawner> Master<'_, S> {
                 }
                 if now >= stop.deadline && !stop.killed {
                     stop.killed = true;
-                    log::warn!(
-                        "{} worker(s) still running after the graceful timeout: killing",
-                        self.workers.len()
-                    );
+                    log::warn!("{} worker(s) still running: killing", self.workers.len());
                     self.signal_all(Signal::SIGKILL);
                 }
                 continue;
@@ -280,8 +282,9 @@ impl<S: Spawner> Master<'_, S> {
     }
 
     /// TERM: workers finish what they serve within --graceful-timeout.
-    /// QUIT (from INT or QUIT): they exit at once. A second INT or QUIT
-    /// kills what is left.
+    /// QUIT (from INT or QUIT): they exit at once; one stuck in the app
+    /// (which the signal cannot interrupt) is killed after EXIT_MARGIN. A
+    /// second INT or QUIT kills what is left.
     fn stop(&mut self, how: Signal) {
         let now = Instant::now();
         match &mut self.stopping {
@@ -300,10 +303,15 @@ impl<S: Spawner> Master<'_, S> {
                     "quick"
                 };
                 log::info!("{kind} stop: signalling {} worker(s)", self.workers.len());
-                // Workers end themselves at the graceful timeout; the
-                // margin covers their interpreter shutdown.
+                // Draining workers end themselves at the graceful timeout;
+                // the margin covers their interpreter shutdown.
+                let limit = if how == Signal::SIGTERM {
+                    self.settings.graceful_timeout
+                } else {
+                    Duration::ZERO
+                };
                 self.stopping = Some(Stopping {
-                    deadline: now + self.settings.graceful_timeout + Duration::from_secs(2),
+                    deadline: now + limit + EXIT_MARGIN,
                     killed: false,
                     result: Ok(()),
                 });
@@ -352,7 +360,14 @@ impl<S: Spawner> Master<'_, S> {
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
                 continue;
             };
-            let w = self.workers.swap_remove(i);
+            let mut w = self.workers.swap_remove(i);
+            // It may have come up and served (a small --max-requests) since
+            // the last check: that is no failure to start.
+            if !w.ready && has_beaten(&w.heartbeat) {
+                w.ready = true;
+                self.ever_ready = true;
+                self.boot_failures = 0;
+            }
             let how = match (code, signal) {
                 (Some(c), _) => format!("exited with status {c}"),
                 (_, Some(s)) => format!("was killed by {s}"),
@@ -391,8 +406,7 @@ impl<S: Spawner> Master<'_, S> {
 
     fn check_ready(&mut self) {
         for w in self.workers.iter_mut().filter(|w| !w.ready) {
-            let beat = w.heartbeat.metadata().and_then(|m| m.modified());
-            if beat.is_ok_and(|t| t > SystemTime::UNIX_EPOCH) {
+            if has_beaten(&w.heartbeat) {
                 w.ready = true;
                 self.ever_ready = true;
                 self.boot_failures = 0;
@@ -421,7 +435,7 @@ impl<S: Spawner> Master<'_, S> {
 
     fn check_timeouts(&mut self, now: Instant) {
         let timeout = self.settings.timeout;
-        let graceful = self.settings.graceful_timeout + Duration::from_secs(2);
+        let graceful = self.settings.graceful_timeout + EXIT_MARGIN;
         for w in &mut self.workers {
             if w.killed {
                 continue;
@@ -514,7 +528,13 @@ impl<S: Spawner> Master<'_, S> {
             std::mem::forget(r);
         }
         self.workers.clear();
-        let _ = self.mask.thread_unblock();
+        // USR1 is forwarded to every worker, booting ones included: until
+        // the event loop handles it, its default action would kill the
+        // worker. It stays blocked (a USR1 sent meanwhile stays pending)
+        // until the loop unblocks it.
+        let mut boot_mask = self.mask;
+        boot_mask.remove(Signal::SIGUSR1);
+        let _ = boot_mask.thread_unblock();
         // A worker whose master is gone stops gracefully instead of
         // serving on unsupervised.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
@@ -525,6 +545,12 @@ impl<S: Spawner> Master<'_, S> {
         log::logger().flush();
         std::process::exit(code)
     }
+}
+
+/// Has the worker's heartbeat moved off the epoch, i.e. did it come up?
+fn has_beaten(heartbeat: &File) -> bool {
+    let beat = heartbeat.metadata().and_then(|m| m.modified());
+    beat.is_ok_and(|t| t > SystemTime::UNIX_EPOCH)
 }
 
 /// `--reload`: watches directories for changed `.py` files and pokes the
@@ -541,12 +567,13 @@ impl Reloader {
         let (wake, poke) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         poke.set_nonblocking(true)?;
+        let roots = dirs.to_vec();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
             }
-            if event.paths.iter().any(|p| is_watched_source(p)) {
+            if event.paths.iter().any(|p| is_watched_source(p, &roots)) {
                 // A full buffer already holds a pending wake-up.
                 let _ = (&poke).write(b"!");
             }
@@ -585,10 +612,16 @@ impl Reloader {
 }
 
 /// A `.py` file outside caches and hidden directories (virtualenvs such as
-/// `.venv`, VCS metadata).
-fn is_watched_source(path: &std::path::Path) -> bool {
+/// `.venv`, VCS metadata) below one of the watched `roots`. Only the part
+/// below the root is judged: the project itself may well live in a hidden
+/// directory (`~/.local/src/app`, a temporary directory).
+fn is_watched_source(path: &std::path::Path, roots: &[PathBuf]) -> bool {
+    let below = roots
+        .iter()
+        .find_map(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path);
     path.extension().is_some_and(|e| e == "py")
-        && !path.components().any(|c| {
+        && !below.components().any(|c| {
             let s = c.as_os_str().to_string_lossy();
             s == "__pycache__" || (s.starts_with('.') && s.len() > 1 && s != "..")
         })
@@ -601,11 +634,27 @@ mod tests {
 
     #[test]
     fn watched_sources() {
-        assert!(is_watched_source(Path::new("/srv/app/views.py")));
-        assert!(is_watched_source(Path::new("./app.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/views.pyc")));
-        assert!(!is_watched_source(Path::new("/srv/app/__pycache__/v.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/.venv/lib/x.py")));
-        assert!(!is_watched_source(Path::new("/srv/app/README")));
+        let roots = [PathBuf::from("/srv/app")];
+        let watched = |p: &str| is_watched_source(Path::new(p), &roots);
+        assert!(watched("/srv/app/views.py"));
+        assert!(is_watched_source(Path::new("./app.py"), &[]));
+        assert!(!watched("/srv/app/views.pyc"));
+        assert!(!watched("/srv/app/__pycache__/v.py"));
+        assert!(!watched("/srv/app/.venv/lib/x.py"));
+        assert!(!watched("/srv/app/README"));
+        // A hidden directory above the root does not count.
+        let roots = [
+            PathBuf::from("/tmp/.tmpAbC"),
+            PathBuf::from("/home/u/.local/src"),
+        ];
+        assert!(is_watched_source(Path::new("/tmp/.tmpAbC/app.py"), &roots));
+        assert!(is_watched_source(
+            Path::new("/home/u/.local/src/pkg/m.py"),
+            &roots
+        ));
+        assert!(!is_watched_source(
+            Path::new("/tmp/.tmpAbC/.git/x.py"),
+            &roots
+        ));
     }
 }

@@ -29,6 +29,11 @@ const TICK: Duration = Duration::from_millis(500);
 /// Pause accepting after EMFILE/ENFILE instead of spinning on a listener
 /// that stays readable.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections accepted (and their first request served) per listener
+/// before the loop turns again: under a steady stream of new clients the
+/// accept loop would otherwise never return to signals, timers, the other
+/// connections and a worker's heartbeat.
+const ACCEPT_BATCH: usize = 16;
 const EMFILE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the server could not start.
@@ -211,6 +216,10 @@ impl Listener {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Accepting {
     Open,
+    /// A batch was taken and more clients may be queued: take them on the
+    /// next turn, without waiting in poll (edge-triggered readiness will
+    /// not report them again).
+    More,
     /// `--max-connections` reached: resume when one closes.
     Full,
     /// Out of file descriptors: resume at this instant, not in a busy loop.
@@ -278,6 +287,11 @@ impl Server {
         let mut signals =
             Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
         registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        // A worker starts with USR1 blocked (see master.rs): handled from
+        // here on, and one that arrived during its start is delivered now.
+        let mut usr1 = nix::sys::signal::SigSet::empty();
+        usr1.add(nix::sys::signal::Signal::SIGUSR1);
+        usr1.thread_unblock()?;
 
         let conn_settings = Rc::new(self.settings.conn.clone());
         let mut conns: Slab<Conn<Socket, A::Response>> = Slab::with_capacity(1024);
@@ -291,7 +305,8 @@ impl Server {
 
         loop {
             let now = Instant::now();
-            let timeout = if ready.is_empty() {
+            let more = accepting == Accepting::More && draining_since.is_none();
+            let timeout = if ready.is_empty() && !more {
                 next_tick.saturating_duration_since(now)
             } else {
                 Duration::ZERO
@@ -305,7 +320,7 @@ impl Server {
                 }
             }
             let now = Instant::now();
-            let mut stop = app.after_wake();
+            let mut stop = app.after_wake() || !app.wants_connections();
             let mut ctx = Ctx {
                 now,
                 date: dates.now(),
@@ -344,7 +359,13 @@ impl Server {
             if stop && draining_since.is_none() {
                 draining_since = Some(now);
                 ctx.draining = true;
-                self.begin_drain(&mut conns);
+                self.begin_drain(&mut conns, now);
+            }
+
+            // The next batch of clients left queued last turn.
+            if accepting == Accepting::More && draining_since.is_none() {
+                accepting =
+                    self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
             }
 
             for event in events.iter() {
@@ -457,16 +478,19 @@ impl Server {
     ) -> Accepting {
         let mut accepting = Accepting::Open;
         for i in 0..self.listeners.len() {
-            if accepting != Accepting::Open {
-                break;
+            match self.accept_all(i, conns, ready, settings, app, ctx) {
+                Accepting::Open => {}
+                // The other listeners still get their batch.
+                Accepting::More => accepting = Accepting::More,
+                stopped => return stopped,
             }
-            accepting = self.accept_all(i, conns, ready, settings, app, ctx);
         }
         accepting
     }
 
-    /// Accepts until the listener would block, the connection limit is
-    /// reached, or the process runs out of file descriptors.
+    /// Accepts until the listener would block, a batch is taken, the app
+    /// wants no more connections, the connection limit is reached, or the
+    /// process runs out of file descriptors.
     fn accept_all<A: App>(
         &self,
         i: usize,
@@ -479,7 +503,12 @@ impl Server {
         let Some(listener) = self.listeners.get(i) else {
             return Accepting::Open;
         };
-        loop {
+        for _ in 0..ACCEPT_BATCH {
+            // Checked per connection: a worker's request budget can run out
+            // within a batch. The next turn begins the drain.
+            if !app.wants_connections() {
+                return Accepting::More;
+            }
             if conns.len() >= self.settings.max_connections {
                 // At the limit this repeats for every freed slot: warn once.
                 static WARNED: std::sync::Once = std::sync::Once::new();
@@ -542,13 +571,19 @@ impl Server {
                 }
             }
         }
+        Accepting::More
     }
 }
 
 impl Server {
     /// Stops accepting and closes idle connections; busy ones finish their
-    /// current response.
-    fn begin_drain<R: crate::app::Response>(&mut self, conns: &mut Slab<Conn<Socket, R>>) {
+    /// current response, and those just accepted get their first request
+    /// served (see `Conn::on_drain`).
+    fn begin_drain<R: crate::app::Response>(
+        &mut self,
+        conns: &mut Slab<Conn<Socket, R>>,
+        now: Instant,
+    ) {
         log::info!(
             "shutting down: finishing {} connection(s), at most {:?}",
             conns.len(),
@@ -560,7 +595,7 @@ impl Server {
         self.listeners.clear();
         let idle: Vec<usize> = conns
             .iter_mut()
-            .filter_map(|(k, c)| (c.on_drain() == Progress::Closed).then_some(k))
+            .filter_map(|(k, c)| (c.on_drain(now) == Progress::Closed).then_some(k))
             .collect();
         for key in idle {
             let mut conn = conns.remove(key);

@@ -101,6 +101,10 @@ impl<A: App> App for Supervised<A> {
         self.inner.idle(wait)
     }
 
+    fn wants_connections(&self) -> bool {
+        self.remaining != Some(0) && self.inner.wants_connections()
+    }
+
     fn after_wake(&mut self) -> bool {
         if let Some(h) = &mut self.heartbeat {
             h.beat(Instant::now());

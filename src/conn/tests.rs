@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Ctx, Progress, State, Stream, FILE_BUDGET};
+use super::{Conn, Ctx, Progress, State, Stream, DRAIN_FRESH_GRACE, FILE_BUDGET};
 use crate::app::{
     App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response, ResponseHead,
 };
@@ -1760,19 +1760,40 @@ fn pipelined_partial_head_times_out_with_408() {
 
 #[test]
 fn drain_closes_idle_connections() {
-    // Fresh connection.
-    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
-    assert_eq!(h.run(), Progress::Open);
-    assert_eq!(h.conn.on_drain(), Progress::Closed);
-    assert!(h.written().is_empty());
-
     // After a keep-alive response.
     let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/"))]));
     assert_eq!(h.run(), Progress::Open);
     let n = h.written().len();
-    assert_eq!(h.conn.on_drain(), Progress::Closed);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Closed);
     assert_eq!(h.written().len(), n);
     assert_closed_once(&h.stats());
+}
+
+#[test]
+fn drain_serves_the_first_request_of_a_fresh_connection() {
+    // Accepted, request not here yet: it arrives after the drain began.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+    h.draining = true;
+    assert_eq!(h.run(), Progress::Open);
+    h.feed(vec![data(&get("/late")), In::Eof]);
+    assert_eq!(h.run(), Progress::Closed);
+    let rs = parse_all(h.written());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].body, b"ok:/late");
+    assert_eq!(rs[0].header("Connection"), Some("close"));
+
+    // One whose request never comes closes after the grace, silently.
+    let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
+    assert_eq!(h.run(), Progress::Open);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+    h.draining = true;
+    let deadline = h.conn.deadline().expect("a deadline");
+    assert!(deadline <= h.now + DRAIN_FRESH_GRACE);
+    h.now = deadline;
+    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    assert!(h.written().is_empty());
 }
 
 #[test]
@@ -1784,7 +1805,7 @@ fn drain_mid_body_finishes_with_connection_close() {
         )]),
     );
     assert_eq!(h.run(), Progress::Open);
-    assert_eq!(h.conn.on_drain(), Progress::Open);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Open);
     h.draining = true;
     h.feed(vec![data(b"def"), In::Eof]);
     assert_eq!(h.run(), Progress::Closed);
@@ -1808,7 +1829,7 @@ fn drain_mid_response_finishes_and_closes() {
     let stream = MockStream::new(vec![data(&input)]).block_after(5000);
     let mut h = Harness::with_settings(settings, app, stream);
     assert_eq!(h.run(), Progress::Open);
-    assert_eq!(h.conn.on_drain(), Progress::Open);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Open);
     h.draining = true;
     h.stream_mut().block_after = None;
     h.feed(vec![In::Eof]);
@@ -1850,7 +1871,7 @@ fn drain_head_written_after_drain_says_close() {
         matches!(&h.conn.state, State::Respond(a) if a.framing.is_none()),
         "setup: the second head must not be pulled yet"
     );
-    assert_eq!(h.conn.on_drain(), Progress::Open);
+    assert_eq!(h.conn.on_drain(h.now), Progress::Open);
     h.draining = true;
     h.stream_mut().block_after = None;
     h.feed(vec![In::Eof]);
@@ -1878,7 +1899,11 @@ fn drain_flushes_queued_response() {
     let mut h = Harness::new(app, stream);
     assert_eq!(h.run(), Progress::Open);
     assert_eq!(h.written().len(), 1000);
-    assert_eq!(h.conn.on_drain(), Progress::Open, "output still queued");
+    assert_eq!(
+        h.conn.on_drain(h.now),
+        Progress::Open,
+        "output still queued"
+    );
     h.draining = true;
     h.stream_mut().block_after = None;
     h.run();
