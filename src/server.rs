@@ -26,6 +26,9 @@ const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 2;
 /// Deadlines are checked at least this often.
 const TICK: Duration = Duration::from_millis(500);
+/// App work per wake-up before the loop polls again (the per-connection
+/// pull budget in conn.rs has the same size).
+const TURN_BUDGET: Duration = Duration::from_millis(20);
 /// Pause accepting after EMFILE/ENFILE instead of spinning on a listener
 /// that stays readable.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -302,6 +305,8 @@ impl Server {
         let mut next_tick = Instant::now() + TICK;
         // Connections that yielded with work left (a streaming iterable).
         let mut ready: VecDeque<usize> = VecDeque::new();
+        // The ready queue's turn was skipped last time (see below).
+        let mut passed_over = false;
 
         loop {
             let now = Instant::now();
@@ -396,9 +401,20 @@ impl Server {
                 }
             }
 
-            // One turn for each connection that yielded before this wake-up;
-            // those that yield again wait for the next turn.
-            for _ in 0..ready.len() {
+            // A turn for the connections that yielded (streaming responses),
+            // in order, while this wake-up is under its time budget; those
+            // that yield again wait for the next turn. When the events alone
+            // used the budget, the turn waits for the next poll (once: a
+            // connection passed over is served next time whatever the load),
+            // so signals and new events are looked at between two long
+            // stretches of app code.
+            let skip = ctx.now.elapsed() > TURN_BUDGET && !passed_over;
+            passed_over = skip && !ready.is_empty();
+            let turns = if skip { 0 } else { ready.len() };
+            for i in 0..turns {
+                if i > 0 && ctx.now.elapsed() > TURN_BUDGET {
+                    break;
+                }
                 let Some(key) = ready.pop_front() else {
                     break;
                 };
