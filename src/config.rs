@@ -81,6 +81,9 @@ pub struct Config {
     /// A worker silent for longer (stuck in the app) is killed and
     /// replaced; zero disables the check. Needs a master.
     pub timeout: Duration,
+    /// `--timeout` was given: the user asked for supervision, so even one
+    /// worker gets a master.
+    pub timeout_given: bool,
     /// Where to write the (master's) process id; removed at exit.
     pub pidfile: Option<PathBuf>,
     /// Restart workers when the app's Python files change (development).
@@ -185,6 +188,7 @@ impl Config {
             max_requests: 0,
             max_requests_jitter: 0,
             timeout: DEFAULT_TIMEOUT,
+            timeout_given: false,
             pidfile: None,
             reload: false,
             umask: None,
@@ -198,7 +202,10 @@ impl Config {
     /// Whether a master process supervises workers. With one worker and
     /// nothing to supervise, the server is a single process (no fork).
     pub fn uses_master(&self) -> bool {
-        self.workers > 1 || self.max_requests > 0 || self.reload
+        self.workers > 1
+            || self.max_requests > 0
+            || self.reload
+            || (self.timeout_given && !self.timeout.is_zero())
     }
 }
 
@@ -296,7 +303,7 @@ Options (defaults in brackets):
                          always) for X-Forwarded-For/-Proto [127.0.0.1,::1]
 
 Processes (a master supervises the workers when -w is 2 or more, or with
---max-requests or --reload; otherwise one process serves):
+--max-requests, --timeout or --reload; otherwise one process serves):
   -w, --workers N        worker processes [1]
       --preload          import APP once in the master, before forking
       --reuse-port       give each worker its own SO_REUSEPORT socket
@@ -460,6 +467,7 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
     }
     if let Some(v) = last("timeout") {
         c.timeout = parse_seconds("timeout", &v)?;
+        c.timeout_given = true;
     }
     if let Some(v) = last("pid") {
         if v.is_empty() {
@@ -1515,6 +1523,62 @@ mod tests {
         }
         let th = format!("\"rwsgi-lite {}\"", env!("CARGO_PKG_VERSION"));
         assert!(man.contains(&th), "man page .TH lacks {th}");
+    }
+
+    #[test]
+    fn which_settings_run_a_master() {
+        assert!(!run(&["a"]).uses_master());
+        assert!(!run(&["-w", "1", "a"]).uses_master());
+        assert!(run(&["-w", "2", "a"]).uses_master());
+        assert!(run(&["--max-requests", "5", "a"]).uses_master());
+        assert!(run(&["--reload", "a"]).uses_master());
+        assert!(run(&["--timeout", "60", "a"]).uses_master());
+        assert!(!run(&["--timeout", "0", "a"]).uses_master());
+        assert!(!run(&["--max-requests", "0", "a"]).uses_master());
+    }
+
+    #[test]
+    fn process_options() {
+        let c = run(&[
+            "-w3",
+            "--preload",
+            "--reuse-port",
+            "--max-requests",
+            "100",
+            "--max-requests-jitter",
+            "7",
+            "-t",
+            "9",
+            "-p",
+            "/run/x.pid",
+            "-m",
+            "007",
+            "a",
+        ]);
+        assert_eq!(c.workers, 3);
+        assert!(c.preload && c.reuse_port && !c.reload);
+        assert_eq!((c.max_requests, c.max_requests_jitter), (100, 7));
+        assert_eq!(c.timeout, Duration::from_secs(9));
+        assert_eq!(c.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert_eq!(c.umask, Some(0o007));
+        for (mask, want) in [
+            ("0o22", 0o22),
+            ("022", 0o22),
+            ("18", 18),
+            ("0x12", 0x12),
+            ("0", 0),
+        ] {
+            assert_eq!(run(&["--umask", mask, "a"]).umask, Some(want), "{mask}");
+        }
+        for bad in ["", "0o8", "1000", "0o1000", "-1", "x"] {
+            fail(&["--umask", bad, "a"]);
+        }
+        for bad in ["0", "1025", "x", "-1"] {
+            fail(&["-w", bad, "a"]);
+        }
+        fail(&["--reuse-port", "-b", "unix:/tmp/s", "a"]);
+        fail(&["--pid", "", "a"]);
+        assert_eq!(run(&["-b", "fd://3", "a"]).binds, vec![BindAddr::Fd(3)]);
     }
 
     #[test]

@@ -355,7 +355,7 @@ impl Server {
                         _ if self.settings.worker => {}
                         _ => log::warn!(
                             "signal {signal} ignored: reloading and resizing need workers \
-                             (-w 2 or more, --max-requests or --reload)"
+                             (-w 2 or more, --max-requests, --timeout or --reload)"
                         ),
                     }
                 }
