@@ -29,7 +29,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, "..", "shared", "bench", "apps")
-RWSGI = os.path.join(ROOT, "target", "release", "rwsgi-lite")
+RWSGI = os.environ.get("RWSGI_BIN", os.path.join(ROOT, "target", "release", "rwsgi-lite"))
 
 REQUESTS = {
     "hello": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n",

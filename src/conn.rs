@@ -550,6 +550,16 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Step::Continue;
         };
         let head_len = *head_len;
+        // Room wanted for the next read: what is still to come, within
+        // bounds. Always asking for BODY_READ_SPARE would grow (and zero)
+        // the buffer by 64 KiB for a 4 KiB body, only for it to shrink
+        // back when idle, on every request.
+        let spare = match reader {
+            BodyReader::Length { remaining } => {
+                (*remaining).clamp(READ_SPARE as u64, BODY_READ_SPARE as u64) as usize
+            }
+            BodyReader::Chunked(_) => BODY_READ_SPARE,
+        };
         // First consume body bytes that arrived with the head (or since).
         let buffered = self.inbuf.bytes().get(head_len..).unwrap_or_default();
         let done = match reader {
@@ -598,7 +608,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         // initialised once: reading straight into the body would mean
         // zero-filling the read window each time. Bytes past the body stay
         // there for the next (pipelined) request.
-        let result = self.inbuf.read_from(&mut self.stream, BODY_READ_SPARE);
+        let result = self.inbuf.read_from(&mut self.stream, spare);
         match result {
             Ok(0) => {
                 log::debug!("{} closed mid-body", self.peer);
