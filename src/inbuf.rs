@@ -25,6 +25,11 @@ impl InBuf {
         }
     }
 
+    /// Bytes of memory held (initialised), used or not.
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
     /// The unconsumed bytes.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
