@@ -31,8 +31,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, "..", "shared", "bench", "apps")
 RWSGI = os.environ.get("RWSGI_BIN", os.path.join(ROOT, "target", "release", "rwsgi-lite"))
 
+HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
 REQUESTS = {
-    "hello": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n",
+    "hello": HELLO,
+    # The bench's Flask app (needs Flask: add --virtualenv /opt/peers to --cmd
+    # for rwsgi-lite, or use a peer's Python that has it).
+    "flaskapp": HELLO,
     "echo": (
         b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
         b"Content-Length: 4096\r\n\r\n" + b"x" * 4096
