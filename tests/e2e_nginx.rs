@@ -6,6 +6,8 @@
 //! nginx must be installed (`.ci/run` installs it with apt); set
 //! `RWSGI_NGINX` to use another binary.
 
+#![cfg(feature = "python")]
+
 mod common;
 
 use std::io::Write;
