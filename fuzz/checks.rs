@@ -1118,16 +1118,22 @@ pub fn check_conn(data: &[u8]) {
             now: Instant::now(),
             date: DATE,
             draining: false,
+            // Both ways of finishing a turn, as the server and as a plain
+            // caller would.
+            defer_writes: drives % 2 == 0,
         };
         let before = out.borrow().len();
-        let p = conn.drive(&mut app, &ctx);
+        let p = match conn.drive(&mut app, &ctx) {
+            Progress::Flush | Progress::FlushThenResume => conn.flush_deferred(&ctx),
+            p => p,
+        };
         let script_done = conn.stream().reads.is_empty();
         match p {
             Progress::Closed => {
                 closed = true;
                 break;
             }
-            Progress::Yield => {}
+            Progress::Yield | Progress::Flush | Progress::FlushThenResume => {}
             Progress::Open => {
                 if script_done {
                     if conn.stream().blocking {
@@ -1153,6 +1159,7 @@ pub fn check_conn(data: &[u8]) {
                 now: Instant::now(),
                 date: DATE,
                 draining: false,
+                defer_writes: false,
             };
             if conn.drive(&mut app, &ctx) == Progress::Closed {
                 break;

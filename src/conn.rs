@@ -87,6 +87,14 @@ pub enum Progress {
     Yield,
     /// Done: deregister and drop it.
     Closed,
+    /// Only with `Ctx::defer_writes`: responses are queued and the
+    /// connection waits for its next request; call [`Conn::flush_deferred`]
+    /// before the loop sleeps.
+    Flush,
+    /// Only with `Ctx::defer_writes`: like `Flush`, but the response goes on
+    /// (the app's iterable has more): once the output has left, drive the
+    /// connection again as for `Yield`.
+    FlushThenResume,
 }
 
 /// Everything the server shares with every connection on each wake-up.
@@ -97,6 +105,13 @@ pub struct Ctx<'a> {
     /// The server is shutting down: finish the current response, keep no
     /// connection alive.
     pub draining: bool,
+    /// A connection that finished its responses and waits for input leaves
+    /// them queued (`Progress::Flush`): the server writes every such
+    /// connection back to back once it has run all the requests that were
+    /// ready. Spacing the writes by the app's run time would wake the
+    /// clients one by one (on loopback and in VMs a wake-up is an expensive
+    /// IPI); written together, a client wakes once for many responses.
+    pub defer_writes: bool,
 }
 
 /// Free space wanted before a read. The buffer is not grown (and so not
@@ -204,6 +219,13 @@ enum Step {
     Continue,
     /// Needs the socket: flush output if any, else wait for readiness.
     Blocked,
+    /// Like `Blocked`, at the point where the connection waits for its
+    /// next request: output may be left for a deferred flush.
+    Idle,
+    /// Output must leave before the app runs again (a streaming body): with
+    /// deferred writes it leaves at the end of the turn, and the connection
+    /// resumes after that.
+    FlushFirst,
     /// Drop the connection now.
     Close,
 }
@@ -343,7 +365,11 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         }
                     };
                 }
-                Step::Blocked => {
+                Step::Idle if ctx.defer_writes && !self.out.is_empty() => {
+                    return Progress::Flush;
+                }
+                Step::FlushFirst if ctx.defer_writes => return Progress::FlushThenResume,
+                Step::Blocked | Step::Idle | Step::FlushFirst => {
                     if self.out.is_empty() {
                         return Progress::Open;
                     }
@@ -357,6 +383,22 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes the output a `Progress::Flush` or `FlushThenResume` left
+    /// queued. `Yield` when all of it left and the response goes on (drive
+    /// again); `Open` when it waits for input or, with output left, for
+    /// the socket to drain (the writable event drives it on).
+    pub fn flush_deferred(&mut self, ctx: &Ctx<'_>) -> Progress {
+        match self.flush(ctx) {
+            Ok(true) if matches!(self.state, State::Respond(_)) => Progress::Yield,
+            Ok(_) => Progress::Open,
+            Err(e) => {
+                log::debug!("write to {} failed: {e}", self.peer);
+                self.abort();
+                Progress::Closed
             }
         }
     }
@@ -458,7 +500,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Step::Blocked;
         }
         if self.drained {
-            return Step::Blocked;
+            return Step::Idle;
         }
         match self.inbuf.read_from(&mut self.stream, READ_SPARE) {
             Ok(0) => {
@@ -482,7 +524,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 if matches!(self.state, State::Head { since: None }) && self.inbuf.is_empty() {
                     self.inbuf.shrink_if_idle(INITIAL_INBUF);
                 }
-                Step::Blocked
+                Step::Idle
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Continue,
             Err(e) => {
@@ -726,7 +768,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             if !active.response.ready() {
                 if !self.out.is_empty() {
                     // What we have goes out before the app runs again.
-                    return Step::Blocked;
+                    return Step::FlushFirst;
                 }
                 let since = *self.pulls_since.get_or_insert_with(Instant::now);
                 if self.budget == 0 || since.elapsed() > PULL_TIME_BUDGET {

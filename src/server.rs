@@ -249,6 +249,8 @@ pub struct Server {
     settings: ServerSettings,
     /// When EMFILE was last logged.
     emfile_logged: std::cell::Cell<Option<Instant>>,
+    /// Connections with responses queued for the end of this turn.
+    deferred: std::cell::RefCell<Vec<usize>>,
 }
 
 impl Server {
@@ -277,6 +279,7 @@ impl Server {
             listeners,
             settings,
             emfile_logged: std::cell::Cell::new(None),
+            deferred: std::cell::RefCell::new(Vec::with_capacity(1024)),
         })
     }
 
@@ -330,6 +333,7 @@ impl Server {
                 now,
                 date: dates.now(),
                 draining: draining_since.is_some(),
+                defer_writes: true,
             };
 
             // Signals first: signal-hook reports a signal once however often
@@ -434,6 +438,8 @@ impl Server {
                     self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
             }
 
+            self.flush_deferred(&mut conns, &mut ready, &ctx);
+
             if let Some(since) = draining_since {
                 if conns.is_empty() {
                     log::info!("all connections finished; exiting");
@@ -477,7 +483,31 @@ impl Server {
                     }
                     self.settle(key, progress, &mut conns, &mut ready);
                 }
+                self.flush_deferred(&mut conns, &mut ready, &ctx);
             }
+        }
+    }
+
+    /// Writes the responses that connections left queued this turn
+    /// (`Progress::Flush`), back to back, before the loop sleeps.
+    fn flush_deferred<R: crate::app::Response>(
+        &self,
+        conns: &mut Slab<Conn<Socket, R>>,
+        ready: &mut VecDeque<usize>,
+        ctx: &Ctx<'_>,
+    ) {
+        let pending = std::mem::take(&mut *self.deferred.borrow_mut());
+        for &key in &pending {
+            if let Some(conn) = conns.get_mut(key) {
+                let progress = conn.flush_deferred(ctx);
+                self.settle(key, progress, conns, ready);
+            }
+        }
+        // Keep the allocation for the next turn.
+        let mut slot = self.deferred.borrow_mut();
+        if slot.is_empty() {
+            *slot = pending;
+            slot.clear();
         }
     }
 
@@ -663,6 +693,7 @@ impl Server {
                     let _ = self.poll.registry().deregister(conn.stream_mut());
                 }
             }
+            Progress::Flush | Progress::FlushThenResume => self.deferred.borrow_mut().push(key),
         }
     }
 }

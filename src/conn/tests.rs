@@ -472,15 +472,22 @@ impl Harness {
             now: self.now,
             date: DATE,
             draining: self.draining,
+            // As the server runs it; `drive` below does the server's part.
+            defer_writes: true,
         }
     }
 
     /// One `drive`; the clock follows real time (the pull time budget is
     /// measured from `ctx.now`) unless a test moved it ahead.
+    /// One drive, plus the deferred flush the server does before it
+    /// sleeps.
     fn drive(&mut self) -> Progress {
         self.now = self.now.max(Instant::now());
         let ctx = self.ctx();
-        self.conn.drive(&mut self.app, &ctx)
+        match self.conn.drive(&mut self.app, &ctx) {
+            Progress::Flush | Progress::FlushThenResume => self.conn.flush_deferred(&ctx),
+            p => p,
+        }
     }
 
     fn signature(&self) -> impl PartialEq {
@@ -846,6 +853,9 @@ fn late_drive_in_a_busy_wakeup_still_pulls() {
     };
     let progress = h.conn.drive(&mut h.app, &ctx);
     assert!(h.stats().nexts.get() >= 1, "no pull at all ({progress:?})");
+    if matches!(progress, Progress::Flush | Progress::FlushThenResume) {
+        h.conn.flush_deferred(&ctx);
+    }
     assert_eq!(h.run(), Progress::Open);
     let (r, _) = parse_response(h.written(), false);
     assert!(r.complete);
@@ -1033,6 +1043,37 @@ fn write_error_after_response_end_does_not_close_twice() {
     let stats = h.stats();
     drop(h);
     assert_closed_once(&stats);
+}
+
+/// With deferred writes (as the server runs) the responses wait for the
+/// end of the turn and then leave in one write, pipelined ones together.
+#[test]
+fn deferred_writes_wait_for_the_flush_and_leave_together() {
+    let two = [get("/a"), get("/b")].concat();
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(&two), In::WouldBlock]),
+    );
+    let ctx = h.ctx();
+    assert_eq!(h.conn.drive(&mut h.app, &ctx), Progress::Flush);
+    assert_eq!(h.stats().calls.get(), 2);
+    assert!(h.written().is_empty(), "written before the flush");
+    assert_eq!(h.conn.flush_deferred(&ctx), Progress::Open);
+    assert_eq!(h.stream().write_calls, 1);
+    let (a, used) = parse_response(h.written(), false);
+    let (b, _) = parse_response(&h.written()[used..], false);
+    assert!(a.complete && b.complete);
+    // Without deferral the same connection writes at once.
+    let mut h = Harness::new(
+        StubApp::new(),
+        MockStream::new(vec![data(&get("/a")), In::WouldBlock]),
+    );
+    let ctx = Ctx {
+        defer_writes: false,
+        ..h.ctx()
+    };
+    assert_eq!(h.conn.drive(&mut h.app, &ctx), Progress::Open);
+    assert_eq!(h.stream().write_calls, 1);
 }
 
 /// A small body arriving in pieces grows the input buffer only by what it
