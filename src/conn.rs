@@ -150,6 +150,11 @@ struct Active<R> {
     nagle: bool,
     /// A file body being sent; nothing more is pulled until it is done.
     file: Option<FilePart>,
+    /// A flush before pulling was already left to the end of a turn: once
+    /// per response is what batches the writes of typical (one-item)
+    /// responses; a long stream flushes its later items at once and keeps
+    /// pulling within its budget.
+    deferred: bool,
 }
 
 /// The unsent rest of an [`Event::File`].
@@ -707,6 +712,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     items: 0,
                     nagle: false,
                     file: None,
+                    deferred: false,
                 }));
             }
             Err(AppFailure) => {
@@ -768,6 +774,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
             if !active.response.ready() {
                 if !self.out.is_empty() {
                     // What we have goes out before the app runs again.
+                    if active.deferred {
+                        return Step::Blocked;
+                    }
+                    active.deferred = true;
                     return Step::FlushFirst;
                 }
                 let since = *self.pulls_since.get_or_insert_with(Instant::now);
