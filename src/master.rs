@@ -125,6 +125,15 @@ struct Worker {
     killed: bool,
 }
 
+impl Worker {
+    /// TERM: finish what it serves, then exit; the master no longer counts
+    /// it among the workers it keeps.
+    fn retire(&mut self, now: Instant) {
+        self.retiring = Some(now);
+        let _ = kill(self.pid, Signal::SIGTERM);
+    }
+}
+
 struct Stopping {
     deadline: Instant,
     killed: bool,
@@ -363,7 +372,7 @@ impl<S: Spawner> Master<'_, S> {
             let mut w = self.workers.swap_remove(i);
             // It may have come up and served (a small --max-requests) since
             // the last check: that is no failure to start.
-            if !w.ready && has_beaten(&w.heartbeat) {
+            if !w.ready && last_beat(&w.heartbeat).is_some() {
                 w.ready = true;
                 self.ever_ready = true;
                 self.boot_failures = 0;
@@ -406,7 +415,7 @@ impl<S: Spawner> Master<'_, S> {
 
     fn check_ready(&mut self) {
         for w in self.workers.iter_mut().filter(|w| !w.ready) {
-            if has_beaten(&w.heartbeat) {
+            if last_beat(&w.heartbeat).is_some() {
                 w.ready = true;
                 self.ever_ready = true;
                 self.boot_failures = 0;
@@ -427,8 +436,7 @@ impl<S: Spawner> Master<'_, S> {
         }
         for w in &mut self.workers {
             if w.generation < self.generation && w.retiring.is_none() {
-                w.retiring = Some(now);
-                let _ = kill(w.pid, Signal::SIGTERM);
+                w.retire(now);
             }
         }
     }
@@ -446,8 +454,7 @@ impl<S: Spawner> Master<'_, S> {
             } else if timeout.is_zero() {
                 false
             } else if w.ready {
-                let beat = w.heartbeat.metadata().and_then(|m| m.modified());
-                beat.ok()
+                last_beat(&w.heartbeat)
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .is_some_and(|silent| silent > timeout)
             } else {
@@ -472,9 +479,7 @@ impl<S: Spawner> Master<'_, S> {
             // TTOU: the youngest go first.
             active.sort_by_key(|&i| std::cmp::Reverse(self.workers[i].age));
             for &i in &active[..active.len() - self.desired] {
-                let w = &mut self.workers[i];
-                w.retiring = Some(now);
-                let _ = kill(w.pid, Signal::SIGTERM);
+                self.workers[i].retire(now);
             }
             return Ok(());
         }
@@ -547,10 +552,11 @@ impl<S: Spawner> Master<'_, S> {
     }
 }
 
-/// Has the worker's heartbeat moved off the epoch, i.e. did it come up?
-fn has_beaten(heartbeat: &File) -> bool {
-    let beat = heartbeat.metadata().and_then(|m| m.modified());
-    beat.is_ok_and(|t| t > SystemTime::UNIX_EPOCH)
+/// The worker's last heartbeat; `None` while it is still at the epoch (the
+/// worker has not come up) or cannot be read.
+fn last_beat(heartbeat: &File) -> Option<SystemTime> {
+    let beat = heartbeat.metadata().and_then(|m| m.modified()).ok()?;
+    (beat > SystemTime::UNIX_EPOCH).then_some(beat)
 }
 
 /// `--reload`: watches directories for changed `.py` files and pokes the
