@@ -438,22 +438,6 @@ impl Server {
                     self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
             }
 
-            self.flush_deferred(&mut conns, &mut ready, &ctx);
-
-            if let Some(since) = draining_since {
-                if conns.is_empty() {
-                    log::info!("all connections finished; exiting");
-                    return Ok(());
-                }
-                if now.duration_since(since) >= self.settings.graceful_timeout {
-                    log::warn!(
-                        "graceful timeout: closing {} unfinished connection(s)",
-                        conns.len()
-                    );
-                    return Ok(());
-                }
-            }
-
             if now >= next_tick {
                 next_tick = now + TICK;
                 if let Accepting::Backoff(until) = accepting {
@@ -483,7 +467,24 @@ impl Server {
                     }
                     self.settle(key, progress, &mut conns, &mut ready);
                 }
-                self.flush_deferred(&mut conns, &mut ready, &ctx);
+            }
+
+            // Every response of this turn, written back to back (timeouts
+            // above may have queued a 408 too).
+            self.flush_deferred(&mut conns, &mut ready, &ctx);
+
+            if let Some(since) = draining_since {
+                if conns.is_empty() {
+                    log::info!("all connections finished; exiting");
+                    return Ok(());
+                }
+                if now.duration_since(since) >= self.settings.graceful_timeout {
+                    log::warn!(
+                        "graceful timeout: closing {} unfinished connection(s)",
+                        conns.len()
+                    );
+                    return Ok(());
+                }
             }
         }
     }

@@ -523,6 +523,15 @@ impl Harness {
         panic!("connection never settled");
     }
 
+    /// A timeout that drops the connection: not a moment before
+    /// `deadline`, and at it.
+    fn dropped_exactly_at(&mut self, deadline: Instant) {
+        self.now = deadline - Duration::from_millis(1);
+        assert_eq!(self.conn.on_timeout(&self.ctx()), Progress::Open);
+        self.now = deadline;
+        assert_eq!(self.conn.on_timeout(&self.ctx()), Progress::Closed);
+    }
+
     fn stream(&self) -> &MockStream {
         self.conn.stream()
     }
@@ -1740,10 +1749,7 @@ fn idle_keep_alive_times_out_silently() {
     let written = h.written().len();
     let deadline = h.conn.deadline().expect("keep-alive deadline");
     assert_deadline_near(deadline, h.now, ConnSettings::default().keep_alive);
-    h.now = deadline - Duration::from_millis(1);
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
-    h.now = deadline;
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    h.dropped_exactly_at(deadline);
     assert_eq!(h.written().len(), written);
     assert!(!h.stream().shutdown);
     assert_closed_once(&h.stats());
@@ -1784,10 +1790,7 @@ fn client_not_reading_is_dropped_and_response_closed() {
     assert!(matches!(h.conn.state, State::Respond(_)));
     let deadline = h.conn.deadline().expect("stall deadline while writing");
     assert_deadline_near(deadline, h.now, ConnSettings::default().socket_timeout);
-    h.now = deadline - Duration::from_millis(1);
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
-    h.now = deadline;
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    h.dropped_exactly_at(deadline);
     assert_eq!(h.stats().closes.get(), 1);
     let stats = h.stats();
     drop(h);
@@ -2184,10 +2187,7 @@ fn file_body_client_gone_closes_once() {
     let mut h = Harness::new(file_app(), stream);
     assert_eq!(h.run(), Progress::Open);
     let deadline = h.conn.deadline().expect("stall deadline");
-    h.now = deadline - Duration::from_millis(1);
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Open);
-    h.now = deadline;
-    assert_eq!(h.conn.on_timeout(&h.ctx()), Progress::Closed);
+    h.dropped_exactly_at(deadline);
     assert_eq!(h.stats().closes.get(), 1);
     let stats = h.stats();
     drop(h);
