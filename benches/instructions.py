@@ -81,9 +81,9 @@ def wait_port(port, proc, deadline=60):
     sys.exit("server did not start listening")
 
 
-def total_instructions(cmd, app, request, n):
+def total_instructions(cmd, app, request, n, pipeline=1, keep=None):
     port = free_port()
-    out = tempfile.mktemp(prefix="callgrind.", suffix=".out")
+    out = keep or tempfile.mktemp(prefix="callgrind.", suffix=".out")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
     argv += shlex.split(cmd.format(port=port, app=app))
     # A fixed hash seed: randomised string hashing changes dict collisions,
@@ -96,9 +96,12 @@ def total_instructions(cmd, app, request, n):
         wait_port(port, proc)
         sock = socket.create_connection(("127.0.0.1", port))
         buf = b""
-        for _ in range(n):
-            sock.sendall(request)
-            buf = read_response(sock, buf)
+        # Pipelined: `pipeline` requests leave in one send, then all their
+        # responses are read, as wrk's pipelining script does.
+        for _ in range(n // pipeline):
+            sock.sendall(request * pipeline)
+            for _ in range(pipeline):
+                buf = read_response(sock, buf)
         sock.close()
     finally:
         # SIGINT first: bjoern and friends stop cleanly on it, so callgrind
@@ -111,7 +114,8 @@ def total_instructions(cmd, app, request, n):
             proc.wait(timeout=30)
     with open(out) as f:
         text = f.read()
-    os.unlink(out)
+    if not keep:
+        os.unlink(out)
     m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
     if not m:
         sys.exit("no totals in callgrind output")
@@ -124,14 +128,23 @@ def main():
     ap.add_argument("--name", default="rwsgi-lite")
     ap.add_argument("--app", default="hello", choices=sorted(REQUESTS))
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--pipeline", type=int, default=1, metavar="N",
+                    help="send N requests back to back before reading (default 1)")
+    ap.add_argument("--keep", metavar="PREFIX",
+                    help="keep the callgrind outputs as PREFIX.small and PREFIX.large "
+                         "(for callgrind_annotate)")
     args = ap.parse_args()
+    if args.requests % args.pipeline:
+        ap.error("--requests must be a multiple of --pipeline")
     app = f"{args.app}:app"
     request = REQUESTS[args.app]
     n = args.requests
-    small = total_instructions(args.cmd, app, request, n)
-    large = total_instructions(args.cmd, app, request, 2 * n)
+    keep = (lambda size: f"{args.keep}.{size}") if args.keep else (lambda size: None)
+    small = total_instructions(args.cmd, app, request, n, args.pipeline, keep("small"))
+    large = total_instructions(args.cmd, app, request, 2 * n, args.pipeline, keep("large"))
+    how = f", {args.pipeline} pipelined" if args.pipeline > 1 else ""
     print(f"{args.name} {args.app}: {(large - small) / n:,.0f} instructions per request "
-          f"(callgrind, {n} vs {2 * n} keep-alive requests)")
+          f"(callgrind, {n} vs {2 * n} keep-alive requests{how})")
 
 
 if __name__ == "__main__":
