@@ -19,13 +19,14 @@ use crate::forwarded::TrustedProxies;
 use access::{AccessLog, AccessRecord};
 use environ::EnvironBuilder;
 use response::WsgiResponse;
-use start_response::StartResponse;
+use start_response::Starters;
 
 /// A Python WSGI application, called inline on the server thread.
 pub struct WsgiApp<'py> {
     py: Python<'py>,
     app: Bound<'py, PyAny>,
     environ: EnvironBuilder<'py>,
+    starters: Rc<Starters<'py>>,
     /// `None` unless `--access-logfile` is given.
     access: Option<Rc<AccessLog>>,
 }
@@ -36,6 +37,7 @@ impl<'py> WsgiApp<'py> {
             py,
             app,
             environ: EnvironBuilder::new(py)?,
+            starters: Rc::new(Starters::new()),
             access: None,
         })
     }
@@ -71,11 +73,11 @@ impl<'py> WsgiApp<'py> {
             );
             AppFailure
         })?;
-        let start = Bound::new(py, StartResponse::default()).map_err(|e| {
+        let starter = self.starters.take(py).map_err(|e| {
             log::error!("{}", format_exception(py, &e));
             AppFailure
         })?;
-        let result = self.app.call1((&environ, start.clone())).map_err(|e| {
+        let result = self.app.call1((&environ, &starter.call)).map_err(|e| {
             log::error!(
                 "Error handling request {}:\n{}",
                 environ::describe(&environ),
@@ -83,7 +85,13 @@ impl<'py> WsgiApp<'py> {
             );
             AppFailure
         })?;
-        WsgiResponse::new(result, start, environ, record.take())
+        WsgiResponse::new(
+            result,
+            starter,
+            Rc::clone(&self.starters),
+            environ,
+            record.take(),
+        )
     }
 }
 

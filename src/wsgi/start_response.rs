@@ -4,6 +4,16 @@
 //! status must be `NNN reason`, header names tokens, values free of CR, LF
 //! and other controls, no hop-by-hop fields (they would corrupt our
 //! framing). A violation raises inside the app, which then ends in a 500.
+//!
+//! Both callables are bound methods of one [`StartResponse`], made once and
+//! reused for later requests while nobody else holds them ([`Starters`]):
+//! creating them per request was a tenth of a small request's cost. Header
+//! tuples the app passes again (module constants, tuples of literals) are
+//! validated once and remembered ([`HeaderCache`]).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -12,28 +22,34 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use crate::app::ResponseHead;
 use crate::http::chars::is_tchar;
 
-#[pyclass(module = "rwsgi_lite", name = "StartResponse")]
-#[derive(Default)]
+// Unsendable: it shares the header cache through an Rc, and the server
+// uses it from its one thread only.
+#[pyclass(module = "rwsgi_lite", name = "StartResponse", unsendable)]
 pub struct StartResponse {
     /// Set by start_response, taken when the head is sent.
     pub head: Option<ResponseHead>,
     /// The head has been handed to the connection: exc_info must re-raise.
     pub head_sent: bool,
     /// Data passed to write(), waiting to be sent in order.
-    pub writes: std::collections::VecDeque<Py<PyBytes>>,
+    pub writes: VecDeque<Py<PyBytes>>,
+    /// The bound `write` method start_response returns, made once. It
+    /// refers back to this object; [`Starters::give_back`] breaks that
+    /// cycle when the object is not reused.
+    write: Option<Py<PyAny>>,
+    headers: Rc<RefCell<HeaderCache>>,
 }
 
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__<'py>(
+    fn start_response<'py>(
         slf: &Bound<'py, Self>,
         status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        {
+        let head = {
             let this = slf.borrow();
             match exc_info {
                 Some(info) if this.head_sent => return Err(reraise(info)),
@@ -45,10 +61,20 @@ impl StartResponse {
                 }
                 None => {}
             }
+            // Validation runs no Python code, so nothing can re-enter
+            // while these borrows are held.
+            let mut cache = this.headers.borrow_mut();
+            build_head(status, headers, &mut cache)?
+        };
+        let mut this = slf.borrow_mut();
+        this.head = Some(head);
+        match &this.write {
+            Some(write) => Ok(write.bind(slf.py()).clone()),
+            None => {
+                drop(this);
+                slf.getattr(pyo3::intern!(slf.py(), "write"))
+            }
         }
-        let head = build_head(status, headers)?;
-        slf.borrow_mut().head = Some(head);
-        slf.getattr(pyo3::intern!(slf.py(), "write"))
     }
 
     fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -65,6 +91,100 @@ impl StartResponse {
         })?;
         self.writes.push_back(bytes.clone().unbind());
         Ok(())
+    }
+}
+
+/// A [`StartResponse`] and the `start_response` callable handed to the app.
+pub struct Starter<'py> {
+    pub obj: Bound<'py, StartResponse>,
+    pub call: Bound<'py, PyAny>,
+}
+
+/// Starters no longer in use, for the next requests, and the header cache
+/// they share.
+pub struct Starters<'py> {
+    spare: RefCell<Vec<Starter<'py>>>,
+    headers: Rc<RefCell<HeaderCache>>,
+}
+
+/// Starters kept for reuse: one per response in progress at once is
+/// enough (usually one; streamed responses overlap).
+const MAX_SPARE_STARTERS: usize = 8;
+
+impl<'py> Starters<'py> {
+    pub fn new() -> Self {
+        Starters {
+            spare: RefCell::new(Vec::new()),
+            headers: Rc::new(RefCell::new(HeaderCache::default())),
+        }
+    }
+
+    /// A starter in its initial state: a spare one, or a new one.
+    pub fn take(&self, py: Python<'py>) -> PyResult<Starter<'py>> {
+        if let Some(starter) = self.spare.borrow_mut().pop() {
+            return Ok(starter);
+        }
+        let obj = Bound::new(
+            py,
+            StartResponse {
+                head: None,
+                head_sent: false,
+                writes: VecDeque::new(),
+                write: None,
+                headers: Rc::clone(&self.headers),
+            },
+        )?;
+        let write = obj.getattr(pyo3::intern!(py, "write"))?;
+        obj.borrow_mut().write = Some(write.unbind());
+        let call = obj.getattr(pyo3::intern!(py, "start_response"))?;
+        Ok(Starter { obj, call })
+    }
+
+    /// Takes a response's starter back: kept for reuse if only the
+    /// response holds it (the app kept neither callable), else let go.
+    pub fn give_back(&self, obj: &Bound<'py, StartResponse>, call: Bound<'py, PyAny>) {
+        // The response's reference and the two bound methods' references
+        // to their object, and nothing else (counted before borrowing: a
+        // borrow holds a reference too).
+        let only_ours = refcnt(obj) == 3 && refcnt(&call) == 1;
+        let Ok(mut state) = obj.try_borrow_mut() else {
+            return;
+        };
+        let unshared = only_ours
+            && state
+                .write
+                .as_ref()
+                .is_some_and(|w| refcnt(w.bind(obj.py())) == 1);
+        let mut spare = self.spare.borrow_mut();
+        if unshared && spare.len() < MAX_SPARE_STARTERS {
+            state.head = None;
+            state.head_sent = false;
+            state.writes.clear();
+            drop(state);
+            spare.push(Starter {
+                obj: obj.clone(),
+                call,
+            });
+        } else {
+            // Whoever still holds a callable keeps the object alive; the
+            // object must not keep its `write` alive in return (a cycle
+            // the garbage collector cannot see into).
+            state.write = None;
+        }
+    }
+}
+
+/// How many references `obj` has (pyo3 deprecated its own accessor, which
+/// free-threaded builds cannot answer exactly; this build has a GIL).
+fn refcnt<T>(obj: &Bound<'_, T>) -> isize {
+    // SAFETY: `obj` is a live object (the Bound holds a reference) and the
+    // Bound proves the GIL is held, so reading its count is a plain load.
+    unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) }
+}
+
+impl Default for Starters<'_> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -103,7 +223,11 @@ const HOP_BY_HOP: &[&[u8]] = &[
     b"upgrade",
 ];
 
-pub fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
+pub fn build_head(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+    cache: &mut HeaderCache,
+) -> PyResult<ResponseHead> {
     let status = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be str, not {}", type_name(status)))
     })?;
@@ -122,11 +246,11 @@ pub fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRe
 
     if let Ok(list) = headers.cast::<PyList>() {
         for item in list.iter() {
-            add_header(&mut head, &item)?;
+            add_header(&mut head, &item, cache)?;
         }
     } else if let Ok(tuple) = headers.cast::<PyTuple>() {
         for item in tuple.iter() {
-            add_header(&mut head, &item)?;
+            add_header(&mut head, &item, cache)?;
         }
     } else {
         return Err(PyTypeError::new_err(format!(
@@ -137,15 +261,33 @@ pub fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRe
     Ok(head)
 }
 
-/// Validates one `(name, value)` pair and appends `Name: value\r\n`,
-/// noting the fields the server must know about.
-fn add_header(head: &mut ResponseHead, item: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Appends one `(name, value)` pair's line to the head, from the cache
+/// when the app passed this very tuple before.
+fn add_header(
+    head: &mut ResponseHead,
+    item: &Bound<'_, PyAny>,
+    cache: &mut HeaderCache,
+) -> PyResult<()> {
     let pair = item.cast::<PyTuple>().map_err(|_| {
         PyTypeError::new_err(format!(
             "each header must be a (name, value) tuple, not {}",
             type_name(item)
         ))
     })?;
+    if let Some(known) = cache.get(pair) {
+        head.header_lines.extend_from_slice(&known.line);
+        return apply(head, known.effect);
+    }
+    let line_start = head.header_lines.len();
+    let effect = check_header(&mut head.header_lines, pair)?;
+    apply(head, effect)?;
+    cache.insert(pair, &head.header_lines[line_start..], effect);
+    Ok(())
+}
+
+/// Validates one `(name, value)` pair and appends `Name: value\r\n` (or
+/// nothing, for `Connection: close`, which the server writes itself).
+fn check_header(lines: &mut Vec<u8>, pair: &Bound<'_, PyTuple>) -> PyResult<Effect> {
     if pair.len() != 2 {
         return Err(PyValueError::new_err(format!(
             "each header must be a (name, value) tuple, got {} items",
@@ -159,7 +301,6 @@ fn add_header(head: &mut ResponseHead, item: &Bound<'_, PyAny>) -> PyResult<()> 
     let v = v
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("value of header {n} must be str")))?;
-    let lines = &mut head.header_lines;
     let line_start = lines.len();
     crate::wsgi::latin1_bytes(n, lines)?;
     let name_end = lines.len();
@@ -179,58 +320,110 @@ fn add_header(head: &mut ResponseHead, item: &Bound<'_, PyAny>) -> PyResult<()> 
     // Only a few names matter to the server; their lengths sort most
     // headers out before any comparison.
     let name = &lines[line_start..name_end];
-    let special = match name.len() {
-        4 if name.eq_ignore_ascii_case(b"date") => Special::Date,
-        6 if name.eq_ignore_ascii_case(b"server") => Special::Server,
-        10 if name.eq_ignore_ascii_case(b"connection") => Special::Connection,
-        14 if name.eq_ignore_ascii_case(b"content-length") => Special::ContentLength,
-        _ if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) => {
-            return Err(PyValueError::new_err(format!(
-                "hop-by-hop header {n} is not allowed from a WSGI app"
-            )));
-        }
-        _ => Special::None,
-    };
     let value = trim(&lines[value_start..]);
-    match special {
-        Special::None => {}
-        Special::Date => head.has_date = true,
-        Special::Server => head.has_server = true,
-        Special::ContentLength => {
+    let effect = match name.len() {
+        4 if name.eq_ignore_ascii_case(b"date") => Effect::Date,
+        6 if name.eq_ignore_ascii_case(b"server") => Effect::Server,
+        10 if name.eq_ignore_ascii_case(b"connection") => {
+            if !value.eq_ignore_ascii_case(b"close") {
+                return Err(PyValueError::new_err(format!(
+                    "hop-by-hop header Connection: {} is not allowed from a WSGI app",
+                    String::from_utf8_lossy(value)
+                )));
+            }
+            // We write our own Connection header; drop the app's.
+            lines.truncate(line_start);
+            return Ok(Effect::Close);
+        }
+        14 if name.eq_ignore_ascii_case(b"content-length") => {
             let len = parse_length(value).ok_or_else(|| {
                 PyValueError::new_err(format!(
                     "invalid Content-Length {:?}",
                     String::from_utf8_lossy(value)
                 ))
             })?;
+            Effect::ContentLength(len)
+        }
+        _ if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) => {
+            return Err(PyValueError::new_err(format!(
+                "hop-by-hop header {n} is not allowed from a WSGI app"
+            )));
+        }
+        _ => Effect::None,
+    };
+    lines.extend_from_slice(b"\r\n");
+    Ok(effect)
+}
+
+/// What a valid header means to the server besides its line.
+#[derive(Clone, Copy)]
+enum Effect {
+    None,
+    Date,
+    Server,
+    ContentLength(u64),
+    /// `Connection: close`: no line, the connection closes after.
+    Close,
+}
+
+fn apply(head: &mut ResponseHead, effect: Effect) -> PyResult<()> {
+    match effect {
+        Effect::None => {}
+        Effect::Date => head.has_date = true,
+        Effect::Server => head.has_server = true,
+        Effect::ContentLength(len) => {
             if head.content_length.is_some_and(|old| old != len) {
                 return Err(PyValueError::new_err("conflicting Content-Length headers"));
             }
             head.content_length = Some(len);
         }
-        Special::Connection => {
-            if value.eq_ignore_ascii_case(b"close") {
-                // We write our own Connection header; drop the app's.
-                head.close = true;
-                lines.truncate(line_start);
-                return Ok(());
-            }
-            return Err(PyValueError::new_err(format!(
-                "hop-by-hop header Connection: {} is not allowed from a WSGI app",
-                String::from_utf8_lossy(value)
-            )));
-        }
+        Effect::Close => head.close = true,
     }
-    lines.extend_from_slice(b"\r\n");
     Ok(())
 }
 
-enum Special {
-    None,
-    Date,
-    Server,
-    Connection,
-    ContentLength,
+/// Header tuples validated before, by identity. Sound because an entry
+/// holds its tuple: the object cannot be freed (so its address cannot
+/// come back as another object), and an exact tuple of exact strs cannot
+/// change. Apps that build fresh tuples per request only miss; the cache
+/// starts over when full, so the tuples an app does reuse get back in.
+#[derive(Default)]
+pub struct HeaderCache {
+    entries: Vec<CachedHeader>,
+}
+
+struct CachedHeader {
+    pair: Py<PyTuple>,
+    line: Box<[u8]>,
+    effect: Effect,
+}
+
+const MAX_CACHED_HEADERS: usize = 32;
+
+impl HeaderCache {
+    fn get(&self, pair: &Bound<'_, PyTuple>) -> Option<&CachedHeader> {
+        self.entries
+            .iter()
+            .find(|e| e.pair.as_ptr() == pair.as_ptr())
+    }
+
+    fn insert(&mut self, pair: &Bound<'_, PyTuple>, line: &[u8], effect: Effect) {
+        let exact = pair.is_exact_instance_of::<PyTuple>()
+            && pair
+                .iter()
+                .all(|item| item.is_exact_instance_of::<PyString>());
+        if !exact {
+            return;
+        }
+        if self.entries.len() >= MAX_CACHED_HEADERS {
+            self.entries.clear();
+        }
+        self.entries.push(CachedHeader {
+            pair: pair.clone().unbind(),
+            line: line.into(),
+            effect,
+        });
+    }
 }
 
 fn trim(v: &[u8]) -> &[u8] {
