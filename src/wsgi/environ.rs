@@ -48,7 +48,11 @@ const MAX_CACHED_KEYS: usize = 512;
 pub struct EnvironBuilder<'py> {
     py: Python<'py>,
     base: Bound<'py, PyDict>,
-    http_keys: FxHashMap<Vec<u8>, Bound<'py, PyString>>,
+    /// Environ keys by header name as sent (so the usual spelling needs no
+    /// lower-casing), with what the server itself makes of the field.
+    http_keys: FxHashMap<Box<[u8]>, (Bound<'py, PyString>, Field)>,
+    /// Strings for recent header values and paths.
+    values: ValueCache<'py>,
     /// One base per listening socket, with its SERVER_NAME and SERVER_PORT
     /// already in (a server has a handful of listeners).
     listener_bases: Vec<(Local, Bound<'py, PyDict>)>,
@@ -59,7 +63,6 @@ pub struct EnvironBuilder<'py> {
     /// change (every read is b""), so one object serves them all.
     empty_input: Bound<'py, WsgiInput>,
     path: Vec<u8>,
-    lower: Vec<u8>,
     /// `--forwarded-allow-ips`.
     trusted: TrustedProxies,
     /// The client address X-Forwarded-For gave the last request, if any.
@@ -121,11 +124,11 @@ impl<'py> EnvironBuilder<'py> {
             py,
             base,
             http_keys: FxHashMap::default(),
+            values: ValueCache::new(),
             listener_bases: Vec::new(),
             peers: FxHashMap::default(),
             empty_input: Bound::new(py, WsgiInput::new(RequestBody::default()))?,
             path: Vec::with_capacity(256),
-            lower: Vec::with_capacity(64),
             trusted: TrustedProxies::default(),
             forwarded: None,
             forwarded_strings: FxHashMap::default(),
@@ -159,65 +162,54 @@ impl<'py> EnvironBuilder<'py> {
         let (path, query) = url::split_target(req.target);
         self.path.clear();
         url::percent_decode_into(path, &mut self.path);
-        let path = match self.path.as_slice() {
+        let path_info = match self.path.as_slice() {
             b"/" => intern!(py, "/").clone(),
-            other => latin1(py, other)?,
+            other => self.values.get(py, other)?,
         };
-        env.set_item(intern!(py, "PATH_INFO"), path)?;
+        // Without a query or escapes the raw target is the same string.
+        let raw_uri = if self.path.as_slice() == req.target {
+            path_info.clone()
+        } else {
+            self.values.get(py, req.target)?
+        };
+        env.set_item(intern!(py, "PATH_INFO"), path_info)?;
         let query = match query {
             b"" => intern!(py, "").clone(),
             other => latin1(py, other)?,
         };
         env.set_item(intern!(py, "QUERY_STRING"), query)?;
-        env.set_item(intern!(py, "RAW_URI"), latin1(py, req.target)?)?;
+        env.set_item(intern!(py, "RAW_URI"), raw_uri)?;
         // The base says HTTP/1.1.
         if req.version == Version::Http10 {
             env.set_item(intern!(py, "SERVER_PROTOCOL"), intern!(py, "HTTP/1.0"))?;
         }
         self.set_remote(&env, req.peer)?;
 
-        // Set when the header is seen, so a request without any pays two
-        // length comparisons per field and nothing else.
+        // Set when the header is seen, so a request without any pays
+        // nothing for them.
         let mut forwarded_for = false;
         let mut forwarded_proto = false;
+        let mut content_length = false;
         for h in req.headers {
             let name = h.name.get(req.head);
-            let value = h.value.get(req.head);
-            // `X_Forwarded_For` would become the same key as
-            // `X-Forwarded-For` and could pose as a proxy's header.
-            if name.contains(&b'_') {
-                log::debug!(
-                    "dropped header {:?}: underscores are ambiguous in CGI names",
-                    String::from_utf8_lossy(name)
-                );
+            let Some((key, field)) = self.http_key(name) else {
                 continue;
-            }
-            self.lower.clear();
-            self.lower.extend(name.iter().map(u8::to_ascii_lowercase));
-            // One match, so the two X-Forwarded-* arms share the length
-            // dispatch the Content-* arms already pay for.
-            let key = match self.lower.as_slice() {
-                b"content-type" => intern!(py, "CONTENT_TYPE").clone(),
-                b"content-length" => intern!(py, "CONTENT_LENGTH").clone(),
-                lower @ b"x-forwarded-for" => {
-                    forwarded_for = true;
-                    cached_http_key(py, &mut self.http_keys, lower)
-                }
-                lower @ b"x-forwarded-proto" => {
-                    forwarded_proto = true;
-                    cached_http_key(py, &mut self.http_keys, lower)
-                }
-                lower => cached_http_key(py, &mut self.http_keys, lower),
             };
-            let value = latin1(py, value)?;
-            match env.get_item(&key)? {
-                // Repeated fields are one list (RFC 9110 5.3).
-                Some(old) if !key.is(intern!(py, "CONTENT_TYPE")) => {
-                    let joined =
-                        format!("{},{}", old.cast::<PyString>()?.to_cow()?, value.to_cow()?);
-                    env.set_item(key, joined)?;
-                }
-                _ => env.set_item(key, value)?,
+            match field {
+                Field::Other | Field::ContentType => {}
+                Field::ContentLength => content_length = true,
+                Field::ForwardedFor => forwarded_for = true,
+                Field::ForwardedProto => forwarded_proto = true,
+            }
+            let value = self.values.get(py, h.value.get(req.head))?;
+            // No base key looks like a header's, so a key that does not
+            // grow the dict was set by an earlier field of this request.
+            let before = env.len();
+            env.set_item(&key, value)?;
+            if env.len() == before && field != Field::ContentType {
+                // Repeated fields are one list (RFC 9110 5.3); the last
+                // Content-Type wins.
+                env.set_item(&key, joined_values(req, name))?;
             }
         }
         if (forwarded_for || forwarded_proto) && self.trusts(req.peer) {
@@ -225,7 +217,7 @@ impl<'py> EnvironBuilder<'py> {
         }
         // A chunked body has no Content-Length on the wire; we decoded it
         // whole, so tell the app its size (frameworks read only that much).
-        if !req.body.is_empty() || env.contains(intern!(py, "CONTENT_LENGTH"))? {
+        if !req.body.is_empty() || content_length {
             let mut buf = itoa::Buffer::new();
             env.set_item(intern!(py, "CONTENT_LENGTH"), buf.format(req.body.len()))?;
         }
@@ -311,21 +303,22 @@ impl<'py> EnvironBuilder<'py> {
         let py = self.py;
         match peer {
             Peer::Tcp(addr) => {
-                if !self.peers.contains_key(addr) {
-                    if self.peers.len() >= MAX_CACHED_PEERS {
-                        self.peers.clear();
-                    }
-                    let mut port = itoa::Buffer::new();
-                    let strings = (
-                        PyString::new(py, &addr.ip().to_string()),
-                        PyString::new(py, port.format(addr.port())),
-                    );
-                    self.peers.insert(*addr, strings);
-                }
                 if let Some((ip, port)) = self.peers.get(addr) {
                     env.set_item(intern!(py, "REMOTE_ADDR"), ip)?;
                     env.set_item(intern!(py, "REMOTE_PORT"), port)?;
+                    return Ok(());
                 }
+                if self.peers.len() >= MAX_CACHED_PEERS {
+                    self.peers.clear();
+                }
+                let mut port = itoa::Buffer::new();
+                let (ip, port) = (
+                    PyString::new(py, &addr.ip().to_string()),
+                    PyString::new(py, port.format(addr.port())),
+                );
+                env.set_item(intern!(py, "REMOTE_ADDR"), &ip)?;
+                env.set_item(intern!(py, "REMOTE_PORT"), &port)?;
+                self.peers.insert(*addr, (ip, port));
             }
             Peer::Unix => {
                 env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
@@ -336,24 +329,109 @@ impl<'py> EnvironBuilder<'py> {
     }
 }
 
-/// The `HTTP_*` key for a lower-cased header name, from the cache (which
-/// stops growing at MAX_CACHED_KEYS).
-#[inline]
-fn cached_http_key<'py>(
-    py: Python<'py>,
-    cache: &mut FxHashMap<Vec<u8>, Bound<'py, PyString>>,
-    lower: &[u8],
-) -> Bound<'py, PyString> {
-    match cache.get(lower) {
-        Some(k) => k.clone(),
-        None => {
-            let k = http_key(py, lower);
-            if cache.len() < MAX_CACHED_KEYS {
-                cache.insert(lower.to_vec(), k.clone());
+/// What the server makes of a request header besides its environ key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Other,
+    ContentType,
+    ContentLength,
+    ForwardedFor,
+    ForwardedProto,
+}
+
+impl<'py> EnvironBuilder<'py> {
+    /// The environ key for a header name as sent, from the cache (which
+    /// stops growing at MAX_CACHED_KEYS); `None` for a name to drop.
+    #[inline]
+    fn http_key(&mut self, name: &[u8]) -> Option<(Bound<'py, PyString>, Field)> {
+        if let Some((key, field)) = self.http_keys.get(name) {
+            return Some((key.clone(), *field));
+        }
+        // `X_Forwarded_For` would become the same key as
+        // `X-Forwarded-For` and could pose as a proxy's header.
+        if name.contains(&b'_') {
+            log::debug!(
+                "dropped header {:?}: underscores are ambiguous in CGI names",
+                String::from_utf8_lossy(name)
+            );
+            return None;
+        }
+        let py = self.py;
+        let lower = name.to_ascii_lowercase();
+        let (key, field) = match lower.as_slice() {
+            b"content-type" => (intern!(py, "CONTENT_TYPE").clone(), Field::ContentType),
+            b"content-length" => (intern!(py, "CONTENT_LENGTH").clone(), Field::ContentLength),
+            b"x-forwarded-for" => (http_key(py, &lower), Field::ForwardedFor),
+            b"x-forwarded-proto" => (http_key(py, &lower), Field::ForwardedProto),
+            _ => (http_key(py, &lower), Field::Other),
+        };
+        if self.http_keys.len() < MAX_CACHED_KEYS {
+            self.http_keys.insert(name.into(), (key.clone(), field));
+        }
+        Some((key, field))
+    }
+}
+
+/// The values of every field named `name` (any case), joined with commas.
+fn joined_values(req: &Request<'_>, name: &[u8]) -> String {
+    let mut joined = String::new();
+    for h in req.headers {
+        if h.name.get(req.head).eq_ignore_ascii_case(name) {
+            if !joined.is_empty() {
+                joined.push(',');
             }
-            k
+            // Latin-1: each byte is the code point of the same value.
+            joined.extend(h.value.get(req.head).iter().map(|&b| b as char));
         }
     }
+    joined
+}
+
+/// Strings for header values and paths up to VALUE_MAX bytes, in slots
+/// chosen by hash: a keep-alive client, or a proxy's pooled connection,
+/// sends the same Host, User-Agent, Accept... on every request, and a hit
+/// costs a hash and a compare instead of a new str and its free. A new
+/// value takes its slot over, so the cache never grows.
+struct ValueCache<'py> {
+    slots: Vec<(Vec<u8>, Option<Bound<'py, PyString>>)>,
+}
+
+const VALUE_SLOTS: usize = 64;
+const VALUE_MAX: usize = 64;
+
+impl<'py> ValueCache<'py> {
+    fn new() -> Self {
+        ValueCache {
+            slots: (0..VALUE_SLOTS).map(|_| (Vec::new(), None)).collect(),
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if bytes.len() > VALUE_MAX {
+            return latin1(py, bytes);
+        }
+        let slot = &mut self.slots[slot_of(bytes)];
+        if let (cached, Some(s)) = slot {
+            if cached.as_slice() == bytes {
+                return Ok(s.clone());
+            }
+        }
+        let s = latin1(py, bytes)?;
+        slot.0.clear();
+        slot.0.extend_from_slice(bytes);
+        slot.1 = Some(s.clone());
+        Ok(s)
+    }
+}
+
+#[inline]
+fn slot_of(bytes: &[u8]) -> usize {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(bytes);
+    // FxHash's high bits are its best mixed.
+    (h.finish() >> (64 - VALUE_SLOTS.trailing_zeros())) as usize
 }
 
 /// `HTTP_` + the name upper-cased with `-` as `_`.
