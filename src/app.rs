@@ -121,6 +121,9 @@ pub trait Response {
     fn ready(&self) -> bool {
         false
     }
+    /// Hands a head back once it is written, so its buffers can serve the
+    /// next response instead of being freed and allocated again.
+    fn recycle_head(&mut self, _head: ResponseHead) {}
     /// Releases the response (WSGI: calls the iterable's `close()`); called
     /// exactly once, whether the response finished, failed or the client went
     /// away.

@@ -190,7 +190,9 @@ enum State<R> {
         body: Spool,
         reader: BodyReader,
     },
-    Respond(Box<Active<R>>),
+    // Inline, not boxed: a box was one malloc and free per request, and
+    // the slab's slots are few enough for the larger size not to matter.
+    Respond(Active<R>),
     /// Flush what is queued, then half-close and linger.
     Closing,
     Linger {
@@ -702,7 +704,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         let keep_alive = info.keep_alive && !ctx.draining && !self.settings.keep_alive.is_zero();
         match result {
             Ok(response) => {
-                self.state = State::Respond(Box::new(Active {
+                self.state = State::Respond(Active {
                     response,
                     framing: None,
                     remaining: 0,
@@ -713,7 +715,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     nagle: false,
                     file: None,
                     deferred: false,
-                }));
+                });
             }
             Err(AppFailure) => {
                 // The canned 500 carries no `Connection: keep-alive`, which
@@ -854,6 +856,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     );
                     let n = out.len() - before;
                     self.out.commit(n);
+                    active.response.recycle_head(head);
                 }
                 Event::Data(chunk) => {
                     let len = chunk.as_ref().len();

@@ -271,6 +271,12 @@ impl<'py> Response for WsgiResponse<'py> {
         }
     }
 
+    fn recycle_head(&mut self, head: crate::app::ResponseHead) {
+        if let Ok(mut start) = self.start.try_borrow_mut() {
+            start.recycle_head(head);
+        }
+    }
+
     fn ready(&self) -> bool {
         self.pending.is_some()
             || self.single.is_some()

@@ -37,6 +37,8 @@ pub struct StartResponse {
     /// cycle when the object is not reused.
     write: Option<Py<PyAny>>,
     headers: Rc<RefCell<HeaderCache>>,
+    /// The buffers of the last head written, for the next one.
+    spare_head: ResponseHead,
 }
 
 #[pymethods]
@@ -50,7 +52,7 @@ impl StartResponse {
     ) -> PyResult<Bound<'py, PyAny>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         let head = {
-            let this = slf.borrow();
+            let mut this = slf.borrow_mut();
             match exc_info {
                 Some(info) if this.head_sent => return Err(reraise(info)),
                 Some(_) => {}
@@ -63,8 +65,9 @@ impl StartResponse {
             }
             // Validation runs no Python code, so nothing can re-enter
             // while these borrows are held.
+            let spare = std::mem::take(&mut this.spare_head);
             let mut cache = this.headers.borrow_mut();
-            build_head(status, headers, &mut cache)?
+            build_head(status, headers, &mut cache, spare)?
         };
         let mut this = slf.borrow_mut();
         this.head = Some(head);
@@ -93,6 +96,18 @@ impl StartResponse {
         Ok(())
     }
 }
+
+impl StartResponse {
+    /// Keeps a written head's buffers for the next head.
+    pub fn recycle_head(&mut self, head: ResponseHead) {
+        // A head of many kilobytes is rare; do not keep its buffer.
+        if head.header_lines.capacity() <= MAX_RECYCLED_HEAD {
+            self.spare_head = head;
+        }
+    }
+}
+
+const MAX_RECYCLED_HEAD: usize = 4096;
 
 /// A [`StartResponse`] and the `start_response` callable handed to the app.
 pub struct Starter<'py> {
@@ -132,6 +147,7 @@ impl<'py> Starters<'py> {
                 writes: VecDeque::new(),
                 write: None,
                 headers: Rc::clone(&self.headers),
+                spare_head: ResponseHead::default(),
             },
         )?;
         let write = obj.getattr(pyo3::intern!(py, "write"))?;
@@ -227,13 +243,20 @@ pub fn build_head(
     status: &Bound<'_, PyAny>,
     headers: &Bound<'_, PyAny>,
     cache: &mut HeaderCache,
+    spare: ResponseHead,
 ) -> PyResult<ResponseHead> {
     let status = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be str, not {}", type_name(status)))
     })?;
+    // A recycled head's buffers when there is one: no allocation.
+    let (mut status_line, mut header_lines) = (spare.status_line, spare.header_lines);
+    status_line.clear();
+    header_lines.clear();
+    status_line.reserve(32);
+    header_lines.reserve(256);
     let mut head = ResponseHead {
-        status_line: Vec::with_capacity(32),
-        header_lines: Vec::with_capacity(256),
+        status_line,
+        header_lines,
         ..ResponseHead::default()
     };
     crate::wsgi::latin1_bytes(status, &mut head.status_line)?;
