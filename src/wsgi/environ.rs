@@ -24,15 +24,7 @@ use crate::wsgi::latin1;
 
 /// Keys set on every request (REMOTE_PORT is removed again for unix
 /// sockets, which have none).
-const ALWAYS_SET: [&str; 7] = [
-    "REQUEST_METHOD",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "RAW_URI",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "wsgi.input",
-];
+const ALWAYS_SET: [&str; 2] = ["REMOTE_ADDR", "REMOTE_PORT"];
 
 /// Client addresses whose strings are kept; the map starts over when full.
 const MAX_CACHED_PEERS: usize = 1024;
@@ -59,9 +51,6 @@ pub struct EnvironBuilder<'py> {
     /// REMOTE_ADDR and REMOTE_PORT strings by client address: a keep-alive
     /// client (or a proxy's pooled connection) reuses them.
     peers: FxHashMap<SocketAddr, (Bound<'py, PyString>, Bound<'py, PyString>)>,
-    /// `wsgi.input` for requests without a body: it has no state to
-    /// change (every read is b""), so one object serves them all.
-    empty_input: Bound<'py, WsgiInput>,
     path: Vec<u8>,
     /// `--forwarded-allow-ips`.
     trusted: TrustedProxies,
@@ -75,35 +64,48 @@ pub struct EnvironBuilder<'py> {
 impl<'py> EnvironBuilder<'py> {
     /// Changes a key every environ starts with.
     pub fn set_base(&mut self, key: &str, value: impl IntoPyObject<'py>) -> PyResult<()> {
-        self.base.set_item(key, value)
+        self.base.set_item(interned(self.py, key), value)
     }
 
     pub fn new(py: Python<'py>) -> PyResult<Self> {
         let base = PyDict::new(py);
-        base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
-        base.set_item("wsgi.url_scheme", "http")?;
-        base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
-        base.set_item("wsgi.multithread", false)?;
-        base.set_item("wsgi.multiprocess", false)?;
-        base.set_item("wsgi.run_once", false)?;
-        // The body is always complete and delimited: reading to EOF is safe.
-        base.set_item("wsgi.input_terminated", true)?;
+        base.set_item(interned(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        base.set_item(interned(py, "wsgi.url_scheme"), "http")?;
         base.set_item(
-            "wsgi.file_wrapper",
+            interned(py, "wsgi.errors"),
+            py.import("sys")?.getattr("stderr")?,
+        )?;
+        base.set_item(interned(py, "wsgi.multithread"), false)?;
+        base.set_item(interned(py, "wsgi.multiprocess"), false)?;
+        base.set_item(interned(py, "wsgi.run_once"), false)?;
+        // The body is always complete and delimited: reading to EOF is safe.
+        base.set_item(interned(py, "wsgi.input_terminated"), true)?;
+        base.set_item(
+            interned(py, "wsgi.file_wrapper"),
             py.get_type::<crate::wsgi::file_wrapper::FileWrapper>(),
         )?;
-        base.set_item("SCRIPT_NAME", "")?;
+        base.set_item(interned(py, "SCRIPT_NAME"), "")?;
         // Nearly every request is HTTP/1.1; build() overrides it for 1.0.
-        base.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
+        base.set_item(interned(py, "SERVER_PROTOCOL"), "HTTP/1.1")?;
         base.set_item(
-            "SERVER_SOFTWARE",
+            interned(py, "SERVER_SOFTWARE"),
             concat!("rwsgi-lite/", env!("CARGO_PKG_VERSION")),
         )?;
         // Slots for the keys every request sets: in the per-request copy
         // they are replaced, not inserted, so the dict never grows for them.
         for key in ALWAYS_SET {
-            base.set_item(key, py.None())?;
+            base.set_item(interned(py, key), py.None())?;
         }
+        // `wsgi.input` for requests without a body: it has no state to
+        // change (every read is b""), so one object serves them all.
+        // The request keys as a `GET /` without a body has them: a request
+        // sets only those that differ (each set is a dict store).
+        let empty_input = Bound::new(py, WsgiInput::new(RequestBody::default()))?;
+        base.set_item(interned(py, "REQUEST_METHOD"), intern!(py, "GET"))?;
+        base.set_item(interned(py, "PATH_INFO"), intern!(py, "/"))?;
+        base.set_item(interned(py, "RAW_URI"), intern!(py, "/"))?;
+        base.set_item(interned(py, "QUERY_STRING"), intern!(py, ""))?;
+        base.set_item(interned(py, "wsgi.input"), &empty_input)?;
         // Make the table big enough for the request's headers too: fill
         // the 32-slot table to the brim with padding keys and delete them
         // again. A listener's base clones that full table (CPython's fast
@@ -127,7 +129,6 @@ impl<'py> EnvironBuilder<'py> {
             values: ValueCache::new(),
             listener_bases: Vec::new(),
             peers: FxHashMap::default(),
-            empty_input: Bound::new(py, WsgiInput::new(RequestBody::default()))?,
             path: Vec::with_capacity(256),
             trusted: TrustedProxies::default(),
             forwarded: None,
@@ -152,33 +153,34 @@ impl<'py> EnvironBuilder<'py> {
         let py = self.py;
         self.forwarded = None;
         let env = self.listener_base(req.local)?.copy()?;
-        let method = match req.method {
-            b"GET" => intern!(py, "GET").clone(),
-            b"POST" => intern!(py, "POST").clone(),
-            b"HEAD" => intern!(py, "HEAD").clone(),
-            other => latin1(py, other)?,
-        };
-        env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+        // The base is a `GET /` without a query or body (see new()).
+        if req.method != b"GET" {
+            let method = match req.method {
+                b"POST" => intern!(py, "POST").clone(),
+                b"HEAD" => intern!(py, "HEAD").clone(),
+                other => latin1(py, other)?,
+            };
+            env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+        }
         let (path, query) = url::split_target(req.target);
         self.path.clear();
         url::percent_decode_into(path, &mut self.path);
-        let path_info = match self.path.as_slice() {
-            b"/" => intern!(py, "/").clone(),
-            other => self.values.get(py, other)?,
-        };
-        // Without a query or escapes the raw target is the same string.
-        let raw_uri = if self.path.as_slice() == req.target {
-            path_info.clone()
-        } else {
-            self.values.get(py, req.target)?
-        };
-        env.set_item(intern!(py, "PATH_INFO"), path_info)?;
-        let query = match query {
-            b"" => intern!(py, "").clone(),
-            other => latin1(py, other)?,
-        };
-        env.set_item(intern!(py, "QUERY_STRING"), query)?;
-        env.set_item(intern!(py, "RAW_URI"), raw_uri)?;
+        if self.path.as_slice() != b"/" {
+            let path_info = self.values.get(py, &self.path)?;
+            // Without a query or escapes the raw target is the same string.
+            let raw_uri = if self.path.as_slice() == req.target {
+                path_info.clone()
+            } else {
+                self.values.get(py, req.target)?
+            };
+            env.set_item(intern!(py, "PATH_INFO"), path_info)?;
+            env.set_item(intern!(py, "RAW_URI"), raw_uri)?;
+        } else if req.target != b"/" {
+            env.set_item(intern!(py, "RAW_URI"), self.values.get(py, req.target)?)?;
+        }
+        if !query.is_empty() {
+            env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query)?)?;
+        }
         // The base says HTTP/1.1.
         if req.version == Version::Http10 {
             env.set_item(intern!(py, "SERVER_PROTOCOL"), intern!(py, "HTTP/1.0"))?;
@@ -221,9 +223,8 @@ impl<'py> EnvironBuilder<'py> {
             let mut buf = itoa::Buffer::new();
             env.set_item(intern!(py, "CONTENT_LENGTH"), buf.format(req.body.len()))?;
         }
-        if req.body.is_empty() {
-            env.set_item(intern!(py, "wsgi.input"), &self.empty_input)?;
-        } else {
+        // The base's is the shared empty input.
+        if !req.body.is_empty() {
             let input = Bound::new(py, WsgiInput::new(std::mem::take(&mut req.body)))?;
             env.set_item(intern!(py, "wsgi.input"), input)?;
         }
@@ -290,8 +291,8 @@ impl<'py> EnvironBuilder<'py> {
                     Local::Unix(_) => ("localhost".to_string(), "80".to_string()),
                 };
                 let base = self.base.copy()?;
-                base.set_item("SERVER_NAME", name)?;
-                base.set_item("SERVER_PORT", port)?;
+                base.set_item(interned(self.py, "SERVER_NAME"), name)?;
+                base.set_item(interned(self.py, "SERVER_PORT"), port)?;
                 self.listener_bases.push((local.clone(), base));
                 self.listener_bases.len() - 1
             }
@@ -327,6 +328,13 @@ impl<'py> EnvironBuilder<'py> {
         }
         Ok(())
     }
+}
+
+/// An environ key as the interned string: the same object `intern!` gives
+/// the per-request code, so dict lookups match by identity instead of
+/// comparing characters.
+fn interned<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    PyString::intern(py, name)
 }
 
 /// What the server makes of a request header besides its environ key.
