@@ -1,0 +1,78 @@
+"""Exercises what the server reuses between requests on one connection:
+the start_response object and its write(), header tuples validated once
+(module constants), the base environ's request defaults, cached value
+strings. Each route behaves differently so leftovers would show."""
+
+import sys
+
+# Constant tuples: the server remembers them by identity.
+PLAIN = [("Content-Type", "text/plain"), ("X-Const", "1")]
+CLOSE = [("Content-Type", "text/plain"), ("Connection", "close")]
+BAD_NAME = [("Bad Name", "x")]
+CONFLICT = [("Content-Length", "5"), ("Content-Length", "6")]
+LENGTH_5 = ("Content-Length", "5")
+
+KEPT = []
+
+SHOWN = (
+    "REQUEST_METHOD", "PATH_INFO", "RAW_URI", "QUERY_STRING", "CONTENT_LENGTH",
+    "CONTENT_TYPE", "HTTP_X_A", "HTTP_X_B", "SERVER_PROTOCOL",
+)
+
+
+def show(environ):
+    lines = ["%s=%r" % (k, environ.get(k, "<absent>")) for k in SHOWN]
+    lines.append("input=%r" % environ["wsgi.input"].read())
+    return ("\n".join(lines) + "\n").encode()
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"w1")
+        return [b"rest"]
+    if path == "/plain":
+        start_response("200 OK", list(PLAIN))
+        return [b"plain"]
+    if path == "/length":
+        start_response("200 OK", [LENGTH_5, PLAIN[0]])
+        return [b"12345"]
+    if path == "/keep":
+        # The app holds on to both callables: they must not be handed to
+        # another request.
+        write = start_response("200 OK", list(PLAIN))
+        KEPT[:] = [start_response, write]
+        return [b"kept"]
+    if path == "/stale":
+        # Calling the kept start_response of an earlier request must not
+        # touch this one.
+        old_start, old_write = KEPT
+        old_start("500 Stale", [("X-Stale", "1")])
+        old_write(b"stale bytes")
+        start_response("200 OK", list(PLAIN))
+        return [b"fresh"]
+    if path == "/close":
+        start_response("200 OK", list(CLOSE))
+        return [b"closing"]
+    if path == "/bad_name":
+        start_response("200 OK", list(BAD_NAME))
+        return [b"never"]
+    if path == "/conflict":
+        start_response("200 OK", list(CONFLICT))
+        return [b"never"]
+    if path == "/exc":
+        start_response("200 OK", list(PLAIN))
+        try:
+            raise ValueError("handled")
+        except ValueError:
+            start_response("503 Busy", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"busy"]
+    if path == "/gen":
+        def body():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"g1"
+            yield b"g2"
+        return body()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [show(environ)]

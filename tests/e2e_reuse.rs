@@ -1,0 +1,262 @@
+//! What the WSGI adapter reuses between requests (the start_response
+//! object and its write(), header tuples validated once, the base
+//! environ's request defaults, cached strings) must never leak from one
+//! request into the next. Every test runs its requests on one keep-alive
+//! connection, where reuse happens.
+#![cfg(feature = "python")]
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn get(c: &mut Client, target: &str) -> Response {
+    c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    c.read_response()
+}
+
+/// `KEY=repr` lines from the app's default route.
+fn shown(r: &Response) -> BTreeMap<String, String> {
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    r.body_str()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn expect(m: &BTreeMap<String, String>, key: &str, want: &str, ctx: &str) {
+    assert_eq!(
+        m.get(key).map(String::as_str),
+        Some(want),
+        "{ctx}: {key}; all: {m:?}"
+    );
+}
+
+#[test]
+fn environ_request_keys_do_not_leak_between_requests() {
+    let s = Server::start("reuse:app");
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+
+    let m = shown(&get(&mut c, "/env/a?x=1"));
+    expect(&m, "REQUEST_METHOD", "'GET'", "GET with query");
+    expect(&m, "PATH_INFO", "'/env/a'", "GET with query");
+    expect(&m, "RAW_URI", "'/env/a?x=1'", "GET with query");
+    expect(&m, "QUERY_STRING", "'x=1'", "GET with query");
+
+    c.send(
+        b"POST /env HTTP/1.1\r\nHost: t\r\nContent-Type: text/x\r\nContent-Length: 3\r\n\r\nabc",
+    );
+    let m = shown(&c.read_response());
+    expect(&m, "REQUEST_METHOD", "'POST'", "POST");
+    expect(&m, "input", "b'abc'", "POST");
+    expect(&m, "CONTENT_LENGTH", "'3'", "POST");
+    expect(&m, "CONTENT_TYPE", "'text/x'", "POST");
+    expect(&m, "QUERY_STRING", "''", "POST");
+
+    // After both: a plain GET / has none of their keys or values.
+    for target in ["/", "/env"] {
+        let m = shown(&get(&mut c, target));
+        let ctx = format!("GET {target} after a query and a POST");
+        expect(&m, "REQUEST_METHOD", "'GET'", &ctx);
+        expect(&m, "PATH_INFO", &format!("'{target}'"), &ctx);
+        expect(&m, "RAW_URI", &format!("'{target}'"), &ctx);
+        expect(&m, "QUERY_STRING", "''", &ctx);
+        expect(&m, "CONTENT_LENGTH", "'<absent>'", &ctx);
+        expect(&m, "CONTENT_TYPE", "'<absent>'", &ctx);
+        expect(&m, "input", "b''", &ctx);
+    }
+
+    // Absolute form: the path is "/", the raw URI is not.
+    let m = shown(&get(&mut c, "http://t/"));
+    expect(&m, "PATH_INFO", "'/'", "absolute-form");
+    expect(&m, "RAW_URI", "'http://t/'", "absolute-form");
+    let m = shown(&get(&mut c, "/?"));
+    expect(&m, "RAW_URI", "'/?'", "empty query");
+    expect(&m, "QUERY_STRING", "''", "empty query");
+
+    c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_head_response();
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+
+    c.send(b"GET /%2e HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n");
+    let m = shown(&c.read_response());
+    expect(&m, "SERVER_PROTOCOL", "'HTTP/1.0'", "HTTP/1.0");
+    expect(&m, "RAW_URI", "'/%2e'", "escaped path");
+    // An HTTP/1.0 response without Content-Length ends at the close; the
+    // next connection still gets a reused starter and environ base.
+    c.assert_closed();
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    let m = shown(&get(&mut c, "/"));
+    expect(&m, "SERVER_PROTOCOL", "'HTTP/1.1'", "HTTP/1.1 after 1.0");
+    expect(&m, "REQUEST_METHOD", "'GET'", "GET after HEAD");
+}
+
+#[test]
+fn header_values_are_joined_and_do_not_leak() {
+    let s = Server::start("reuse:app");
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    // Same value bytes under two names (one cached string), a repeat.
+    c.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-A: same\r\nX-B: same\r\nx-a: other\r\n\r\n");
+    let m = shown(&c.read_response());
+    expect(&m, "HTTP_X_A", "'same,other'", "repeated X-A");
+    expect(&m, "HTTP_X_B", "'same'", "X-B");
+    c.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-B: 2\r\n\r\n");
+    let m = shown(&c.read_response());
+    expect(&m, "HTTP_X_A", "'<absent>'", "next request without X-A");
+    expect(&m, "HTTP_X_B", "'2'", "next request");
+    // Content-Type: the last one wins, it is not a list.
+    c.send(b"GET /env HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n");
+    let m = shown(&c.read_response());
+    expect(&m, "CONTENT_TYPE", "'c/d'", "repeated Content-Type");
+}
+
+#[test]
+fn start_response_state_does_not_leak_between_requests() {
+    let s = Server::start("reuse:app");
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    for round in 0..3 {
+        let ctx = format!("round {round}");
+        let r = get(&mut c, "/write");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "w1rest"),
+            "{ctx}: {}",
+            r.raw_str()
+        );
+        let r = get(&mut c, "/plain");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "plain"),
+            "{ctx}: {}",
+            r.raw_str()
+        );
+        assert_eq!(r.header("X-Const"), Some("1"), "{ctx}");
+        let r = get(&mut c, "/exc");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (503, "busy"),
+            "{ctx}: {}",
+            r.raw_str()
+        );
+        assert!(
+            !r.has_header("X-Const"),
+            "{ctx}: exc_info replaces the headers"
+        );
+        let r = get(&mut c, "/gen");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "g1g2"),
+            "{ctx}: {}",
+            r.raw_str()
+        );
+        let r = get(&mut c, "/length");
+        assert_eq!(
+            r.header("Content-Length"),
+            Some("5"),
+            "{ctx}: {}",
+            r.raw_str()
+        );
+        assert_eq!(r.body_str(), "12345", "{ctx}");
+    }
+    // Pipelined: the same, sent at once.
+    c.send(
+        b"GET /write HTTP/1.1\r\nHost: t\r\n\r\nGET /plain HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /exc HTTP/1.1\r\nHost: t\r\n\r\nGET /write HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let bodies: Vec<(u16, String)> = (0..4)
+        .map(|_| {
+            let r = c.read_response();
+            (r.status, r.body_str())
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (200, "w1rest"),
+            (200, "plain"),
+            (503, "busy"),
+            (200, "w1rest")
+        ]
+        .map(|(s, b)| (s, b.to_string()))
+    );
+}
+
+#[test]
+fn callables_the_app_keeps_are_not_reused() {
+    let s = Server::start("reuse:app");
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    let r = get(&mut c, "/keep");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "kept"),
+        "{}",
+        r.raw_str()
+    );
+    for _ in 0..3 {
+        let r = get(&mut c, "/write");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "w1rest"),
+            "{}",
+            r.raw_str()
+        );
+    }
+    // The kept callables belong to a finished request: using them changes
+    // nothing here.
+    let r = get(&mut c, "/stale");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "fresh"),
+        "{}",
+        r.raw_str()
+    );
+    assert!(!r.has_header("X-Stale"), "{}", r.raw_str());
+    let r = get(&mut c, "/plain");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "plain"),
+        "{}",
+        r.raw_str()
+    );
+}
+
+#[test]
+fn remembered_header_tuples_keep_their_meaning() {
+    let s = Server::start("reuse:app");
+    // Invalid constant tuples are never remembered as valid: every use
+    // fails again.
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    for path in ["/bad_name", "/bad_name", "/conflict", "/conflict"] {
+        let r = get(&mut c, path);
+        assert_eq!(r.status, 500, "{path}: {}", r.raw_str());
+        assert!(!r.body_str().contains("never"), "{path}");
+        if r.connection_has("close") {
+            c = s.connect();
+            c.set_read_timeout(Duration::from_secs(10));
+        }
+    }
+    // A remembered `Connection: close` still closes, every time.
+    for _ in 0..2 {
+        let mut c = s.connect();
+        c.set_read_timeout(Duration::from_secs(10));
+        let r = get(&mut c, "/close");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "closing"),
+            "{}",
+            r.raw_str()
+        );
+        assert!(r.connection_has("close"), "{}", r.raw_str());
+        assert_eq!(r.headers_named("Connection").len(), 1, "{}", r.raw_str());
+        c.assert_closed();
+    }
+    s.assert_no_panic();
+}
