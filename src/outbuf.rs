@@ -11,6 +11,8 @@ use std::io::{self, IoSlice, Write};
 const COPY_BELOW: usize = 1024;
 /// Most iovecs handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// Segments a single small response usually has.
+const FEW_IOVECS: usize = 4;
 
 enum Segment<C> {
     Bytes(Vec<u8>),
@@ -120,30 +122,40 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     /// Ok(false): the stream would block with bytes left.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
         while self.len > 0 {
-            let written = {
-                let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut count = 0;
-                for (i, seg) in self.segments.iter().enumerate().take(MAX_IOVECS) {
-                    let bytes = seg.bytes();
-                    let bytes = if i == 0 {
-                        bytes.get(self.front_offset..).unwrap_or_default()
-                    } else {
-                        bytes
-                    };
-                    slices[count] = IoSlice::new(bytes);
-                    count += 1;
-                }
-                match w.write_vectored(&slices[..count]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
+            // A typical response is a segment or two: filling (zeroing)
+            // a 64-entry array for it cost more than the rest of the call.
+            let result = if self.segments.len() <= FEW_IOVECS {
+                self.write_vectored::<FEW_IOVECS, W>(w)
+            } else {
+                self.write_vectored::<MAX_IOVECS, W>(w)
+            };
+            let written = match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
             self.consume(written);
         }
         Ok(true)
+    }
+
+    /// One `writev` of the first N segments.
+    fn write_vectored<const N: usize, W: Write>(&self, w: &mut W) -> io::Result<usize> {
+        let mut slices: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
+        let mut count = 0;
+        for (i, seg) in self.segments.iter().enumerate().take(N) {
+            let bytes = seg.bytes();
+            let bytes = if i == 0 {
+                bytes.get(self.front_offset..).unwrap_or_default()
+            } else {
+                bytes
+            };
+            slices[count] = IoSlice::new(bytes);
+            count += 1;
+        }
+        w.write_vectored(&slices[..count])
     }
 
     fn consume(&mut self, mut n: usize) {
