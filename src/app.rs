@@ -135,6 +135,13 @@ pub trait App {
 
     fn call(&mut self, request: Request<'_>) -> Result<Self::Response, AppFailure>;
 
+    /// A buffer for the next request body: the app may hand back the
+    /// memory of a body it has copied out, so the next one needs no
+    /// allocation.
+    fn take_body_buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+
     /// Runs `wait` (the poll syscall) with whatever the app holds released:
     /// the WSGI adapter drops the GIL here so Python threads can run.
     fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {

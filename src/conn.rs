@@ -574,7 +574,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
         if info.expect_continue && self.inbuf.len() == head_len {
             self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let mut body = Spool::new(SPOOL_THRESHOLD);
+        let mut body = Spool::with_buffer(SPOOL_THRESHOLD, app.take_body_buffer());
         if let BodyReader::Length { remaining } = reader {
             body.buffer().reserve(remaining.min(64 * 1024) as usize);
         }

@@ -64,8 +64,14 @@ pub struct Spool {
 
 impl Spool {
     pub fn new(threshold: usize) -> Self {
+        Self::with_buffer(threshold, Vec::new())
+    }
+
+    /// A spool whose memory part starts in `buffer` (emptied first).
+    pub fn with_buffer(threshold: usize, mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
         Spool {
-            mem: Vec::new(),
+            mem: buffer,
             file: None,
             on_disk: 0,
             threshold,

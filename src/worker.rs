@@ -97,6 +97,10 @@ impl<A: App> App for Supervised<A> {
         self.inner.call(request)
     }
 
+    fn take_body_buffer(&mut self) -> Vec<u8> {
+        self.inner.take_body_buffer()
+    }
+
     fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {
         self.inner.idle(wait)
     }

@@ -100,7 +100,7 @@ impl<'py> EnvironBuilder<'py> {
         // change (every read is b""), so one object serves them all.
         // The request keys as a `GET /` without a body has them: a request
         // sets only those that differ (each set is a dict store).
-        let empty_input = Bound::new(py, WsgiInput::new(RequestBody::default()))?;
+        let empty_input = Bound::new(py, WsgiInput::new(py, &mut RequestBody::default()))?;
         base.set_item(interned(py, "REQUEST_METHOD"), intern!(py, "GET"))?;
         base.set_item(interned(py, "PATH_INFO"), intern!(py, "/"))?;
         base.set_item(interned(py, "RAW_URI"), intern!(py, "/"))?;
@@ -225,7 +225,7 @@ impl<'py> EnvironBuilder<'py> {
         }
         // The base's is the shared empty input.
         if !req.body.is_empty() {
-            let input = Bound::new(py, WsgiInput::new(std::mem::take(&mut req.body)))?;
+            let input = Bound::new(py, WsgiInput::new(py, &mut req.body))?;
             env.set_item(intern!(py, "wsgi.input"), input)?;
         }
         Ok(env)

@@ -13,8 +13,16 @@ use pyo3::types::PyBytes;
 use crate::spool::RequestBody;
 
 enum Source {
-    Memory { data: Vec<u8>, pos: usize },
-    File { reader: BufReader<File>, left: u64 },
+    /// A body that was small enough to stay in memory, as one bytes
+    /// object: `read()` of all of it hands out that object, no copy.
+    Memory {
+        data: Py<PyBytes>,
+        pos: usize,
+    },
+    File {
+        reader: BufReader<File>,
+        left: u64,
+    },
 }
 
 #[pyclass(module = "rwsgi_lite", name = "Input", unsendable)]
@@ -23,9 +31,18 @@ pub struct WsgiInput {
 }
 
 impl WsgiInput {
-    pub fn new(body: RequestBody) -> Self {
-        let source = match body {
-            RequestBody::Memory(data) => Source::Memory { data, pos: 0 },
+    /// The input for `body`. A body in memory is copied into a bytes
+    /// object, and its buffer is left in `body` for the caller to reuse.
+    pub fn new(py: Python<'_>, body: &mut RequestBody) -> Self {
+        let source = match std::mem::take(body) {
+            RequestBody::Memory(data) => {
+                let source = Source::Memory {
+                    data: PyBytes::new(py, &data).unbind(),
+                    pos: 0,
+                };
+                *body = RequestBody::Memory(data);
+                source
+            }
             RequestBody::File { file, len } => Source::File {
                 reader: BufReader::with_capacity(64 * 1024, file),
                 left: len,
@@ -34,9 +51,9 @@ impl WsgiInput {
         WsgiInput { source }
     }
 
-    fn at_end(&self) -> bool {
+    fn at_end(&self, py: Python<'_>) -> bool {
         match &self.source {
-            Source::Memory { data, pos } => *pos >= data.len(),
+            Source::Memory { data, pos } => *pos >= data.as_bytes(py).len(),
             Source::File { left, .. } => *left == 0,
         }
     }
@@ -45,7 +62,13 @@ impl WsgiInput {
     fn take<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
         match &mut self.source {
             Source::Memory { data, pos } => {
-                let rest = data.get(*pos..).unwrap_or_default();
+                let data = data.bind(py);
+                let rest = data.as_bytes().get(*pos..).unwrap_or_default();
+                if *pos == 0 && n >= rest.len() {
+                    // All of it: the object itself (bytes are immutable).
+                    *pos = rest.len();
+                    return Ok(data.clone());
+                }
                 let n = n.min(rest.len());
                 let bytes = PyBytes::new(py, &rest[..n]);
                 *pos += n;
@@ -65,7 +88,7 @@ impl WsgiInput {
     fn line<'py>(&mut self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyBytes>> {
         match &mut self.source {
             Source::Memory { data, pos } => {
-                let rest = data.get(*pos..).unwrap_or_default();
+                let rest = data.as_bytes(py).get(*pos..).unwrap_or_default();
                 let n = match memchr::memchr(b'\n', rest) {
                     Some(i) => i + 1,
                     None => rest.len(),
@@ -131,7 +154,7 @@ impl WsgiInput {
         };
         let mut lines = Vec::new();
         let mut total = 0;
-        while !self.at_end() && total < hint {
+        while !self.at_end(py) && total < hint {
             let line = self.line(py, usize::MAX)?;
             total += line.as_bytes().len();
             lines.push(line);
@@ -144,7 +167,7 @@ impl WsgiInput {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        if self.at_end() {
+        if self.at_end(py) {
             return Ok(None);
         }
         self.line(py, usize::MAX).map(Some)

@@ -16,10 +16,14 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::app::{App, AppFailure, Request};
 use crate::forwarded::TrustedProxies;
+use crate::spool::RequestBody;
 use access::{AccessLog, AccessRecord};
 use environ::EnvironBuilder;
 use response::WsgiResponse;
 use start_response::Starters;
+
+/// Request body buffers up to this size are kept for the next body.
+const MAX_KEPT_BODY_BUFFER: usize = 256 * 1024;
 
 /// A Python WSGI application, called inline on the server thread.
 pub struct WsgiApp<'py> {
@@ -27,6 +31,9 @@ pub struct WsgiApp<'py> {
     app: Bound<'py, PyAny>,
     environ: EnvironBuilder<'py>,
     starters: Rc<Starters<'py>>,
+    /// The last in-memory request body's buffer (its bytes were copied
+    /// into `wsgi.input`), for the next body.
+    body_buffer: Vec<u8>,
     /// `None` unless `--access-logfile` is given.
     access: Option<Rc<AccessLog>>,
 }
@@ -38,6 +45,7 @@ impl<'py> WsgiApp<'py> {
             app,
             environ: EnvironBuilder::new(py)?,
             starters: Rc::new(Starters::new()),
+            body_buffer: Vec::new(),
             access: None,
         })
     }
@@ -100,6 +108,12 @@ impl<'py> App for WsgiApp<'py> {
 
     fn call(&mut self, mut request: Request<'_>) -> Result<WsgiResponse<'py>, AppFailure> {
         let environ = self.environ.build(&mut request);
+        if let RequestBody::Memory(buffer) = std::mem::take(&mut request.body) {
+            // A huge one is not worth keeping around.
+            if buffer.capacity() <= MAX_KEPT_BODY_BUFFER {
+                self.body_buffer = buffer;
+            }
+        }
         let mut record = self
             .access
             .as_ref()
@@ -112,6 +126,10 @@ impl<'py> App for WsgiApp<'py> {
             record.finish();
         }
         response
+    }
+
+    fn take_body_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body_buffer)
     }
 
     fn idle<R: Send>(&mut self, wait: impl FnOnce() -> R + Send) -> R {

@@ -408,8 +408,9 @@ fn apply(head: &mut ResponseHead, effect: Effect) -> PyResult<()> {
 /// Header tuples validated before, by identity. Sound because an entry
 /// holds its tuple: the object cannot be freed (so its address cannot
 /// come back as another object), and an exact tuple of exact strs cannot
-/// change. Apps that build fresh tuples per request only miss; the cache
-/// starts over when full, so the tuples an app does reuse get back in.
+/// change. Tuples built per response are not kept (see `insert`); the
+/// cache starts over when full, so the tuples an app does reuse get back
+/// in.
 #[derive(Default)]
 pub struct HeaderCache {
     entries: Vec<CachedHeader>,
@@ -431,6 +432,13 @@ impl HeaderCache {
     }
 
     fn insert(&mut self, pair: &Bound<'_, PyTuple>, line: &[u8], effect: Effect) {
+        // Held by the headers list alone (and by `pair`, our reference
+        // while validating), the tuple was made for this response
+        // (`("Content-Length", str(n))`) and will not come back; constants
+        // and module-level lists hold theirs.
+        if refcnt(pair) < 3 {
+            return;
+        }
         let exact = pair.is_exact_instance_of::<PyTuple>()
             && pair
                 .iter()
