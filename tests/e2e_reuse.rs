@@ -260,3 +260,23 @@ fn remembered_header_tuples_keep_their_meaning() {
     }
     s.assert_no_panic();
 }
+
+#[test]
+fn callables_and_input_work_from_another_thread() {
+    let s = Server::start("reuse:app");
+    let mut c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    for body in ["first", "second"] {
+        c.send(
+            format!(
+                "POST /thread HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{}", r.raw_str());
+        assert_eq!(r.body_str(), format!("w:{body}"), "{}", r.raw_str());
+    }
+    s.assert_no_panic();
+}

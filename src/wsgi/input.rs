@@ -25,7 +25,8 @@ enum Source {
     },
 }
 
-#[pyclass(module = "rwsgi_lite", name = "Input", unsendable)]
+// Not `unsendable`: an app may read its input from a thread of its own.
+#[pyclass(module = "rwsgi_lite", name = "Input")]
 pub struct WsgiInput {
     source: Source,
 }

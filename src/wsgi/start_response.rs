@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -22,9 +22,9 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use crate::app::ResponseHead;
 use crate::http::chars::is_tchar;
 
-// Unsendable: it shares the header cache through an Rc, and the server
-// uses it from its one thread only.
-#[pyclass(module = "rwsgi_lite", name = "StartResponse", unsendable)]
+// Not `unsendable`: an app may call start_response and write() from a
+// thread of its own (while the server's thread waits for it).
+#[pyclass(module = "rwsgi_lite", name = "StartResponse")]
 pub struct StartResponse {
     /// Set by start_response, taken when the head is sent.
     pub head: Option<ResponseHead>,
@@ -36,7 +36,7 @@ pub struct StartResponse {
     /// refers back to this object; [`Starters::give_back`] breaks that
     /// cycle when the object is not reused.
     write: Option<Py<PyAny>>,
-    headers: Rc<RefCell<HeaderCache>>,
+    headers: Arc<Mutex<HeaderCache>>,
     /// The buffers of the last head written, for the next one.
     spare_head: ResponseHead,
 }
@@ -66,7 +66,12 @@ impl StartResponse {
             // Validation runs no Python code, so nothing can re-enter
             // while these borrows are held.
             let spare = std::mem::take(&mut this.spare_head);
-            let mut cache = this.headers.borrow_mut();
+            // Uncontended: only one thread runs Python at a time here, and
+            // nothing in build_head releases the GIL.
+            let headers_cache = Arc::clone(&this.headers);
+            let mut cache = headers_cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             build_head(status, headers, &mut cache, spare)?
         };
         let mut this = slf.borrow_mut();
@@ -119,7 +124,7 @@ pub struct Starter<'py> {
 /// they share.
 pub struct Starters<'py> {
     spare: RefCell<Vec<Starter<'py>>>,
-    headers: Rc<RefCell<HeaderCache>>,
+    headers: Arc<Mutex<HeaderCache>>,
 }
 
 /// Starters kept for reuse: one per response in progress at once is
@@ -130,7 +135,7 @@ impl<'py> Starters<'py> {
     pub fn new() -> Self {
         Starters {
             spare: RefCell::new(Vec::new()),
-            headers: Rc::new(RefCell::new(HeaderCache::default())),
+            headers: Arc::new(Mutex::new(HeaderCache::default())),
         }
     }
 
@@ -146,7 +151,7 @@ impl<'py> Starters<'py> {
                 head_sent: false,
                 writes: VecDeque::new(),
                 write: None,
-                headers: Rc::clone(&self.headers),
+                headers: Arc::clone(&self.headers),
                 spare_head: ResponseHead::default(),
             },
         )?;

@@ -4,6 +4,7 @@ the start_response object and its write(), header tuples validated once
 strings. Each route behaves differently so leftovers would show."""
 
 import sys
+import threading
 
 # Constant tuples: the server remembers them by identity.
 PLAIN = [("Content-Type", "text/plain"), ("X-Const", "1")]
@@ -68,6 +69,23 @@ def app(environ, start_response):
         except ValueError:
             start_response("503 Busy", [("Content-Type", "text/plain")], sys.exc_info())
         return [b"busy"]
+    if path == "/thread":
+        # start_response, write() and wsgi.input used from another thread
+        # while the server's thread waits in the app.
+        out = []
+
+        def run():
+            try:
+                write = start_response("200 OK", [("Content-Type", "text/plain")])
+                write(b"w:")
+                out.append(environ["wsgi.input"].read())
+            except BaseException as e:  # reported in the body
+                out.append(repr(e).encode())
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        return out
     if path == "/gen":
         def body():
             start_response("200 OK", [("Content-Type", "text/plain")])
