@@ -91,17 +91,20 @@ impl io::Read for Socket {
     }
 }
 
+// send(2)/sendmsg(2) rather than write(2)/writev(2): the socket calls skip
+// the VFS layer (`vfs_writev`, `sock_write_iter`) that a file write goes
+// through, and MSG_NOSIGNAL makes a closed peer an EPIPE without SIGPIPE.
 impl io::Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.kind {
-            SocketKind::Tcp(s) => s.write(buf),
-            SocketKind::Unix(s) => s.write(buf),
+        match &self.kind {
+            SocketKind::Tcp(s) => socket2::SockRef::from(s).send(buf),
+            SocketKind::Unix(s) => socket2::SockRef::from(s).send(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match &mut self.kind {
-            SocketKind::Tcp(s) => s.write_vectored(bufs),
-            SocketKind::Unix(s) => s.write_vectored(bufs),
+        match &self.kind {
+            SocketKind::Tcp(s) => socket2::SockRef::from(s).send_vectored(bufs),
+            SocketKind::Unix(s) => socket2::SockRef::from(s).send_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
