@@ -9,7 +9,7 @@ use std::io::{self, IoSlice, Write};
 /// Chunks shorter than this are copied; longer ones are held by reference.
 /// Copying a few hundred bytes is cheaper than an extra iovec entry.
 const COPY_BELOW: usize = 1024;
-/// Most iovecs handed to one `writev`.
+/// Most iovecs handed to one vectored send.
 const MAX_IOVECS: usize = 64;
 /// Segments a single small response usually has.
 const FEW_IOVECS: usize = 4;
@@ -141,7 +141,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
         Ok(true)
     }
 
-    /// One `writev` of the first N segments.
+    /// One vectored send of the first N segments.
     fn write_vectored<const N: usize, W: Write>(&self, w: &mut W) -> io::Result<usize> {
         let mut slices: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
         let mut count = 0;
