@@ -293,7 +293,7 @@ Options (defaults in brackets):
                          accepting pauses [16384]
       --log-level LEVEL  debug, info, warning, error or critical [info]
       --error-logfile PATH
-                         error log file; - for stderr [-]
+                         error log file, wsgi.errors too; - for stderr [-]
       --access-logfile PATH
                          access log file; - for stdout [off]
       --access-logformat FORMAT

@@ -24,6 +24,15 @@ const PIPE_BUF: usize = 4096;
 /// dropped and closed as usual.
 static REOPENABLE: Mutex<Vec<Weak<LogFile>>> = Mutex::new(Vec::new());
 
+/// `--error-logfile`'s file once [`init`] opened it (also where the WSGI
+/// adapter sends `wsgi.errors`).
+static ERROR_LOGFILE: std::sync::OnceLock<Arc<LogFile>> = std::sync::OnceLock::new();
+
+/// The error log's file, when it is not stderr.
+pub fn error_logfile() -> Option<Arc<LogFile>> {
+    ERROR_LOGFILE.get().cloned()
+}
+
 /// A log destination shared by its writers: a file by path, or a copy of
 /// stdout/stderr.
 #[derive(Debug)]
@@ -241,6 +250,8 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
     });
     if let Some(path) = error_logfile {
         let file = LogFile::open(path)?;
+        // Set once: a second init fails below anyway (one logger only).
+        let _ = ERROR_LOGFILE.set(Arc::clone(&file));
         builder.target(env_logger::Target::Pipe(Box::new(ErrorLog(file))));
     }
     builder.try_init().map_err(io::Error::other)

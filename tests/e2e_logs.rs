@@ -513,6 +513,28 @@ fn error_logfile_gets_startup_lines_and_tracebacks() {
     );
 }
 
+#[test]
+fn wsgi_errors_goes_to_the_error_logfile() {
+    let dir = scratch();
+    let log = dir.path().join("error.log");
+    let p = Proc::spawn(
+        "testapp:app",
+        &["--error-logfile", s(&log)],
+        Announce::File(&log),
+    );
+    // The app writes one line, then two pieces of another with
+    // writelines(), then flushes.
+    let r = p.request(b"GET /errors HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    let text = wait_for_text(&log, "second-line-to-wsgi-errors");
+    assert!(
+        text.contains("\nmessage-to-wsgi-errors\nsecond-line-to-wsgi-errors\n"),
+        "{text}"
+    );
+    let err = p.stderr();
+    assert!(!err.contains("to-wsgi-errors"), "{err}");
+}
+
 fn wait_for_text(path: &Path, needle: &str) -> String {
     let mut text = String::new();
     let found = eventually(LOG_TIMEOUT, || {

@@ -71,10 +71,17 @@ impl<'py> EnvironBuilder<'py> {
         let base = PyDict::new(py);
         base.set_item(interned(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
         base.set_item(interned(py, "wsgi.url_scheme"), "http")?;
-        base.set_item(
-            interned(py, "wsgi.errors"),
-            py.import("sys")?.getattr("stderr")?,
-        )?;
+        // Where the error log goes: its file, or stderr.
+        match crate::logfile::error_logfile() {
+            Some(file) => base.set_item(
+                interned(py, "wsgi.errors"),
+                Bound::new(py, crate::wsgi::errors::ErrorStream::new(file))?,
+            )?,
+            None => base.set_item(
+                interned(py, "wsgi.errors"),
+                py.import("sys")?.getattr("stderr")?,
+            )?,
+        }
         base.set_item(interned(py, "wsgi.multithread"), false)?;
         base.set_item(interned(py, "wsgi.multiprocess"), false)?;
         base.set_item(interned(py, "wsgi.run_once"), false)?;

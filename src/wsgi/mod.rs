@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod environ;
+pub mod errors;
 pub mod file_wrapper;
 pub mod input;
 pub mod response;
