@@ -140,6 +140,9 @@ fn run(config: &Config) -> ExitCode {
         );
     }
     let preloaded = if config.preload {
+        // As for a single process (see `serve`): until the master reads
+        // them from its signalfd, they stay pending.
+        let _ = startup_signals().thread_block();
         match load(config, &cwd) {
             Ok(app) => Some(app),
             Err(code) => return ExitCode::from(code as u8),
@@ -176,6 +179,21 @@ fn run(config: &Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// The signals a single process blocks while it starts (see `serve`).
+fn startup_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        set.add(signal);
+    }
+    set
 }
 
 /// SIGUSR1: logrotate moved the files.
@@ -269,6 +287,14 @@ fn serve(
     preloaded: Option<Py<PyAny>>,
     access_log: Option<AccessLog>,
 ) -> i32 {
+    if worker.is_none() {
+        // Until the event loop handles them, the default actions of these
+        // would kill (HUP, USR1: logrotate's postrotate) or stop (TTIN,
+        // TTOU) a process still importing its app. Blocked, they stay
+        // pending until `Server::run` unblocks them. TERM and INT still
+        // end a slow import.
+        let _ = startup_signals().thread_block();
+    }
     let app = match preloaded {
         Some(app) => app,
         None => match load(config, cwd) {

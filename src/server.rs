@@ -296,11 +296,19 @@ impl Server {
         let mut signals =
             Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
         registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        // A worker starts with USR1 blocked (see master.rs): handled from
-        // here on, and one that arrived during its start is delivered now.
-        let mut usr1 = nix::sys::signal::SigSet::empty();
-        usr1.add(nix::sys::signal::Signal::SIGUSR1);
-        usr1.thread_unblock()?;
+        // A worker starts with USR1 blocked (see master.rs), a single
+        // process with HUP, USR1, TTIN and TTOU (main.rs): handled from
+        // here on, and any that arrived during the start is delivered now.
+        let mut startup = nix::sys::signal::SigSet::empty();
+        for signal in [
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::Signal::SIGUSR1,
+            nix::sys::signal::Signal::SIGTTIN,
+            nix::sys::signal::Signal::SIGTTOU,
+        ] {
+            startup.add(signal);
+        }
+        startup.thread_unblock()?;
 
         let conn_settings = Rc::new(self.settings.conn.clone());
         let mut conns: Slab<Conn<Socket, A::Response>> = Slab::with_capacity(1024);

@@ -5,8 +5,13 @@
 mod common;
 
 use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -162,4 +167,104 @@ fn second_sigint_exits_at_once() {
         Some(_) => {}
         None => panic!("still running 5 s after a second SIGINT\nlog:\n{}", s.log()),
     }
+}
+
+#[test]
+fn signals_during_a_slow_import_do_not_kill_a_single_process() {
+    // logrotate's USR1, a stray HUP, TTIN or TTOU while the app imports:
+    // their default actions would kill or stop the process. They wait
+    // until the loop handles them; the loop logs HUP as ignored.
+    signals_during_a_slow_import(
+        &[],
+        &[
+            Signal::SIGUSR1,
+            Signal::SIGHUP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ],
+        "ignored",
+    );
+}
+
+#[test]
+fn usr1_during_a_preload_import_does_not_kill_the_master() {
+    // The master imports the app before it reads signals from its signalfd.
+    signals_during_a_slow_import(
+        &["-w", "2", "--preload"],
+        &[Signal::SIGUSR1],
+        "SIGUSR1: reopening log files",
+    );
+}
+
+/// Starts `slowimport:app` (its import sleeps 2 s) with `args`, sends
+/// `signals` during the import, then requires the server to come up, serve,
+/// log `handled` (what the signals did) and exit 0 on SIGTERM.
+fn signals_during_a_slow_import(args: &[&str], signals: &[Signal], handled: &str) {
+    let mut child = base_command()
+        .args(["-b", "127.0.0.1:0", "--chdir"])
+        .arg(apps_dir())
+        .args(args)
+        .arg("slowimport:app")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = Pid::from_raw(child.id() as i32);
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Python starts in well under 0.7 s; the import takes 2 s more.
+    std::thread::sleep(Duration::from_millis(700));
+    for &sig in signals {
+        kill(pid, sig).expect("kill");
+    }
+    let mut log = Vec::new();
+    let mut addr = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while addr.is_none() && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(Listen::Tcp(a)) = parse_listening(&line) {
+                    addr = Some(a);
+                }
+                log.push(line);
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "server died during the import: {status}\nlog:\n{}",
+                        log.join("\n")
+                    );
+                }
+            }
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no Listening line\nlog:\n{}", log.join("\n")));
+    let mut c = Client::tcp(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!((r.status, r.body_str().as_str()), (200, "imported"));
+    let mut seen = log.iter().any(|l| l.contains(handled));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen = line.contains(handled);
+            log.push(line);
+        }
+    }
+    assert!(seen, "no {handled:?} line\nlog:\n{}", log.join("\n"));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "server exited\nlog:\n{}",
+        log.join("\n")
+    );
+    kill(pid, Signal::SIGTERM).expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "log:\n{}", log.join("\n"));
 }
