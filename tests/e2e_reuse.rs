@@ -280,3 +280,27 @@ fn callables_and_input_work_from_another_thread() {
     }
     s.assert_no_panic();
 }
+
+#[test]
+fn failing_requests_do_not_leak_start_response_objects() {
+    let s = Server::start("reuse:app");
+    let count = |s: &Server| -> usize {
+        let r = s.get("/count");
+        assert_eq!(r.status, 200, "{}", r.raw_str());
+        r.body_str().trim().parse().expect("a count")
+    };
+    let before = count(&s);
+    for path in ["/raise", "/not_iterable", "/gen_fail"] {
+        for _ in 0..20 {
+            let r = s.get(path);
+            assert_eq!(r.status, 500, "{path}: {}", r.raw_str());
+        }
+    }
+    let after = count(&s);
+    // Each StartResponse has two bound methods; a few may be pooled. A
+    // leak would leave two per failed request.
+    assert!(
+        after <= before + 4,
+        "{before} StartResponse methods alive before 60 failing requests, {after} after"
+    );
+}

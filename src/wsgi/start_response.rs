@@ -155,9 +155,11 @@ impl<'py> Starters<'py> {
                 spare_head: ResponseHead::default(),
             },
         )?;
+        let call = obj.getattr(pyo3::intern!(py, "start_response"))?;
+        // Last: from here on the object and its `write` refer to each
+        // other, and only `give_back` undoes that.
         let write = obj.getattr(pyo3::intern!(py, "write"))?;
         obj.borrow_mut().write = Some(write.unbind());
-        let call = obj.getattr(pyo3::intern!(py, "start_response"))?;
         Ok(Starter { obj, call })
     }
 

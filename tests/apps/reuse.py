@@ -86,6 +86,30 @@ def app(environ, start_response):
         t.start()
         t.join()
         return out
+    if path == "/raise":
+        raise RuntimeError("failing on purpose")
+    if path == "/not_iterable":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return 42
+    if path == "/gen_fail":
+        def failing():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            raise RuntimeError("failing in the body")
+            yield b""
+        return failing()
+    if path == "/count":
+        # Bound methods of StartResponse objects still alive (bound methods
+        # are tracked by the garbage collector; the objects are not).
+        import gc
+
+        gc.collect()
+        n = sum(
+            1
+            for o in gc.get_objects()
+            if type(getattr(o, "__self__", None)).__name__ == "StartResponse"
+        )
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(n).encode()]
     if path == "/gen":
         def body():
             start_response("200 OK", [("Content-Type", "text/plain")])
