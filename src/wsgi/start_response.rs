@@ -197,6 +197,18 @@ impl<'py> Starters<'py> {
     }
 }
 
+impl Drop for Starters<'_> {
+    fn drop(&mut self) {
+        // Break each pooled object's cycle with its `write`, so the pair
+        // is freed (the server is stopping; Python is still running).
+        for starter in self.spare.get_mut().drain(..) {
+            if let Ok(mut state) = starter.obj.try_borrow_mut() {
+                state.write = None;
+            }
+        }
+    }
+}
+
 /// How many references `obj` has (pyo3 deprecated its own accessor, which
 /// free-threaded builds cannot answer exactly; this build has a GIL).
 fn refcnt<T>(obj: &Bound<'_, T>) -> isize {
