@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -66,13 +66,22 @@ impl StartResponse {
             // Validation runs no Python code, so nothing can re-enter
             // while these borrows are held.
             let spare = std::mem::take(&mut this.spare_head);
-            // Uncontended: only one thread runs Python at a time here, and
-            // nothing in build_head releases the GIL.
+            // Normally uncontended (the GIL is held throughout), but an
+            // error message formats the app's objects, which can run Python
+            // code and let another thread in: never wait for the lock
+            // holding the GIL; validate without the cache instead.
             let headers_cache = Arc::clone(&this.headers);
-            let mut cache = headers_cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            build_head(status, headers, &mut cache, spare)?
+            let mut uncached = HeaderCache::default();
+            let mut guard = match headers_cache.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            let cache = match guard.as_deref_mut() {
+                Some(cache) => cache,
+                None => &mut uncached,
+            };
+            build_head(status, headers, cache, spare)?
         };
         let mut this = slf.borrow_mut();
         this.head = Some(head);
