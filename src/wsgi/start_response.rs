@@ -63,13 +63,13 @@ impl StartResponse {
                 }
                 None => {}
             }
-            // Validation runs no Python code, so nothing can re-enter
-            // while these borrows are held.
             let spare = std::mem::take(&mut this.spare_head);
-            // Normally uncontended (the GIL is held throughout), but an
-            // error message formats the app's objects, which can run Python
-            // code and let another thread in: never wait for the lock
-            // holding the GIL; validate without the cache instead.
+            // Validation runs no Python code, except that an error message
+            // formats the app's objects, which can let another thread in.
+            // The borrow then makes a concurrent call on this object fail
+            // cleanly; the cache lock is normally uncontended (the GIL is
+            // held throughout), but must never be waited for holding the
+            // GIL: validate without the cache instead.
             let headers_cache = Arc::clone(&this.headers);
             let mut uncached = HeaderCache::default();
             let mut guard = match headers_cache.try_lock() {
