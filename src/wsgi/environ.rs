@@ -105,9 +105,9 @@ impl<'py> EnvironBuilder<'py> {
         }
         // `wsgi.input` for requests without a body: it has no state to
         // change (every read is b""), so one object serves them all.
+        let empty_input = Bound::new(py, WsgiInput::new(py, &mut RequestBody::default()))?;
         // The request keys as a `GET /` without a body has them: a request
         // sets only those that differ (each set is a dict store).
-        let empty_input = Bound::new(py, WsgiInput::new(py, &mut RequestBody::default()))?;
         base.set_item(interned(py, "REQUEST_METHOD"), intern!(py, "GET"))?;
         base.set_item(interned(py, "PATH_INFO"), intern!(py, "/"))?;
         base.set_item(interned(py, "RAW_URI"), intern!(py, "/"))?;
