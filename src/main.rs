@@ -19,7 +19,7 @@ use rwsgi_lite::logfile::{self, LogFile};
 use rwsgi_lite::master::{self, MasterSettings, Spawner, WorkerEnv};
 use rwsgi_lite::pidfile::PidFile;
 use rwsgi_lite::python::{self, LoadError};
-use rwsgi_lite::server::{Server, ServerSettings};
+use rwsgi_lite::server::{startup_signals, Server, ServerSettings};
 use rwsgi_lite::worker::{request_budget, Heartbeat, Supervised};
 use rwsgi_lite::wsgi::access::AccessLog;
 use rwsgi_lite::wsgi::{format_exception, WsgiApp};
@@ -179,21 +179,6 @@ fn run(config: &Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
-}
-
-/// The signals a single process blocks while it starts (see `serve`).
-fn startup_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for signal in [
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-    ] {
-        set.add(signal);
-    }
-    set
 }
 
 /// SIGUSR1: logrotate moved the files.

@@ -245,6 +245,23 @@ pub struct ServerSettings {
     pub worker: bool,
 }
 
+/// The signals whose default action would kill (HUP, USR1) or stop (TTIN,
+/// TTOU) a process that is still importing its app: blocked until
+/// [`Server::run`] handles them.
+pub fn startup_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        set.add(signal);
+    }
+    set
+}
+
 /// Bound listening sockets, ready to serve.
 pub struct Server {
     poll: Poll,
@@ -297,18 +314,9 @@ impl Server {
             Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
         registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
         // A worker starts with USR1 blocked (see master.rs), a single
-        // process with HUP, USR1, TTIN and TTOU (main.rs): handled from
+        // process with all of `startup_signals` (main.rs): handled from
         // here on, and any that arrived during the start is delivered now.
-        let mut startup = nix::sys::signal::SigSet::empty();
-        for signal in [
-            nix::sys::signal::Signal::SIGHUP,
-            nix::sys::signal::Signal::SIGUSR1,
-            nix::sys::signal::Signal::SIGTTIN,
-            nix::sys::signal::Signal::SIGTTOU,
-        ] {
-            startup.add(signal);
-        }
-        startup.thread_unblock()?;
+        startup_signals().thread_unblock()?;
 
         let conn_settings = Rc::new(self.settings.conn.clone());
         let mut conns: Slab<Conn<Socket, A::Response>> = Slab::with_capacity(1024);
