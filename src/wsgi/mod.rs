@@ -86,28 +86,17 @@ impl<'py> WsgiApp<'py> {
             log::error!("{}", format_exception(py, &e));
             AppFailure
         })?;
-        let result = match self.app.call1((&environ, &starter.call)) {
-            Ok(result) => result,
-            Err(e) => {
-                log::error!(
-                    "Error handling request {}:\n{}",
-                    environ::describe(&environ),
-                    format_exception(py, &e)
-                );
-                // Back to the pool, or let go with its `write` cycle
-                // broken: dropped as is, the pair would never be freed.
-                drop(e);
-                self.starters.give_back(&starter.obj, starter.call);
-                return Err(AppFailure);
-            }
-        };
-        WsgiResponse::new(
-            result,
-            starter,
-            Rc::clone(&self.starters),
-            environ,
-            record.take(),
-        )
+        // On any failure below the starter goes back to the pool as it
+        // is dropped.
+        let result = self.app.call1((&environ, starter.call())).map_err(|e| {
+            log::error!(
+                "Error handling request {}:\n{}",
+                environ::describe(&environ),
+                format_exception(py, &e)
+            );
+            AppFailure
+        })?;
+        WsgiResponse::new(result, starter, environ, record.take())
     }
 }
 

@@ -12,18 +12,15 @@ use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
 use crate::app::{AppFailure, Event, Response};
 use crate::wsgi::access::AccessRecord;
 use crate::wsgi::file_wrapper::{FileSource, FileWrapper};
-use std::rc::Rc;
-
-use crate::wsgi::start_response::{StartResponse, Starter, Starters};
+use crate::wsgi::start_response::Starter;
 use crate::wsgi::{environ, format_exception, PyChunk};
 
 pub struct WsgiResponse<'py> {
     result: Bound<'py, PyAny>,
-    start: Bound<'py, StartResponse>,
-    /// The `start_response` callable the app got, returned to `starters`
-    /// with `start` when the response is dropped.
-    start_call: Option<Bound<'py, PyAny>>,
-    starters: Rc<Starters<'py>>,
+    /// Declared after `result`: an iterable (a generator) that refers to
+    /// start_response is gone by the time the starter goes back, so the
+    /// starter can be reused.
+    start: Starter<'py>,
     /// Kept for error messages only.
     environ: Bound<'py, PyDict>,
     /// The whole body when the app returned a one-item list (the common
@@ -49,16 +46,13 @@ pub struct WsgiResponse<'py> {
 impl<'py> WsgiResponse<'py> {
     pub fn new(
         result: Bound<'py, PyAny>,
-        starter: Starter<'py>,
-        starters: Rc<Starters<'py>>,
+        start: Starter<'py>,
         environ: Bound<'py, PyDict>,
         access: Option<AccessRecord>,
     ) -> Result<Self, AppFailure> {
         let mut response = WsgiResponse {
             result,
-            start: starter.obj,
-            start_call: Some(starter.call),
-            starters,
+            start,
             environ,
             single: None,
             iter: None,
@@ -323,8 +317,5 @@ impl WsgiResponse<'_> {
 impl Drop for WsgiResponse<'_> {
     fn drop(&mut self) {
         self.close();
-        if let Some(call) = self.start_call.take() {
-            self.starters.give_back(&self.start, call);
-        }
     }
 }

@@ -6,13 +6,15 @@
 //! framing). A violation raises inside the app, which then ends in a 500.
 //!
 //! Both callables are bound methods of one [`StartResponse`], made once and
-//! reused for later requests while nobody else holds them ([`Starters`]):
+//! reused for later requests while nobody else holds them ([`Starters`],
+//! which lends them out as [`Starter`]s):
 //! creating them per request was a tenth of a small request's cost. Header
 //! tuples the app passes again (module constants, tuples of literals) are
 //! validated once and remembered ([`HeaderCache`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, TryLockError};
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
@@ -123,16 +125,47 @@ impl StartResponse {
 
 const MAX_RECYCLED_HEAD: usize = 4096;
 
-/// A [`StartResponse`] and the `start_response` callable handed to the app.
+/// A [`StartResponse`] and the `start_response` callable handed to the
+/// app, on loan from [`Starters`]: dropping it gives it back, whatever way
+/// the request ended (kept for reuse, or let go with its `write` cycle
+/// broken). Derefs to the object.
 pub struct Starter<'py> {
-    pub obj: Bound<'py, StartResponse>,
-    pub call: Bound<'py, PyAny>,
+    obj: Bound<'py, StartResponse>,
+    call: Bound<'py, PyAny>,
+    pool: Rc<Starters<'py>>,
+}
+
+impl<'py> Starter<'py> {
+    /// The `start_response` callable for the app.
+    pub fn call(&self) -> &Bound<'py, PyAny> {
+        &self.call
+    }
+}
+
+impl<'py> std::ops::Deref for Starter<'py> {
+    type Target = Bound<'py, StartResponse>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.obj
+    }
+}
+
+impl Drop for Starter<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(&self.obj, &self.call);
+    }
+}
+
+/// A pooled object and its `start_response` callable.
+struct Pair<'py> {
+    obj: Bound<'py, StartResponse>,
+    call: Bound<'py, PyAny>,
 }
 
 /// Starters no longer in use, for the next requests, and the header cache
 /// they share.
 pub struct Starters<'py> {
-    spare: RefCell<Vec<Starter<'py>>>,
+    spare: RefCell<Vec<Pair<'py>>>,
     headers: Arc<Mutex<HeaderCache>>,
 }
 
@@ -149,10 +182,20 @@ impl<'py> Starters<'py> {
     }
 
     /// A starter in its initial state: a spare one, or a new one.
-    pub fn take(&self, py: Python<'py>) -> PyResult<Starter<'py>> {
-        if let Some(starter) = self.spare.borrow_mut().pop() {
-            return Ok(starter);
-        }
+    pub fn take(self: &Rc<Self>, py: Python<'py>) -> PyResult<Starter<'py>> {
+        let pair = self.spare.borrow_mut().pop();
+        let Pair { obj, call } = match pair {
+            Some(pair) => pair,
+            None => self.make(py)?,
+        };
+        Ok(Starter {
+            obj,
+            call,
+            pool: Rc::clone(self),
+        })
+    }
+
+    fn make(&self, py: Python<'py>) -> PyResult<Pair<'py>> {
         let obj = Bound::new(
             py,
             StartResponse {
@@ -169,16 +212,16 @@ impl<'py> Starters<'py> {
         // other, and only `give_back` undoes that.
         let write = obj.getattr(pyo3::intern!(py, "write"))?;
         obj.borrow_mut().write = Some(write.unbind());
-        Ok(Starter { obj, call })
+        Ok(Pair { obj, call })
     }
 
-    /// Takes a response's starter back: kept for reuse if only the
-    /// response holds it (the app kept neither callable), else let go.
-    pub fn give_back(&self, obj: &Bound<'py, StartResponse>, call: Bound<'py, PyAny>) {
-        // The response's reference and the two bound methods' references
+    /// A starter coming back: kept for reuse if only the starter holds it
+    /// (the app kept neither callable), else let go.
+    fn give_back(&self, obj: &Bound<'py, StartResponse>, call: &Bound<'py, PyAny>) {
+        // The starter's references and the two bound methods' references
         // to their object, and nothing else (counted before borrowing: a
         // borrow holds a reference too).
-        let only_ours = refcnt(obj) == 3 && refcnt(&call) == 1;
+        let only_ours = refcnt(obj) == 3 && refcnt(call) == 1;
         let Ok(mut state) = obj.try_borrow_mut() else {
             return;
         };
@@ -193,9 +236,9 @@ impl<'py> Starters<'py> {
             state.head_sent = false;
             state.writes.clear();
             drop(state);
-            spare.push(Starter {
+            spare.push(Pair {
                 obj: obj.clone(),
-                call,
+                call: call.clone(),
             });
         } else {
             // Whoever still holds a callable keeps the object alive; the
@@ -210,8 +253,8 @@ impl Drop for Starters<'_> {
     fn drop(&mut self) {
         // Break each pooled object's cycle with its `write`, so the pair
         // is freed (the server is stopping; Python is still running).
-        for starter in self.spare.get_mut().drain(..) {
-            if let Ok(mut state) = starter.obj.try_borrow_mut() {
+        for pair in self.spare.get_mut().drain(..) {
+            if let Ok(mut state) = pair.obj.try_borrow_mut() {
                 state.write = None;
             }
         }
