@@ -144,16 +144,14 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     /// One vectored send of the first N segments.
     fn write_vectored<const N: usize, W: Write>(&self, w: &mut W) -> io::Result<usize> {
         let mut slices: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
-        let mut count = 0;
-        for (i, seg) in self.segments.iter().enumerate().take(N) {
+        let count = self.segments.len().min(N);
+        for (i, (slice, seg)) in slices.iter_mut().zip(&self.segments).enumerate() {
             let bytes = seg.bytes();
-            let bytes = if i == 0 {
+            *slice = IoSlice::new(if i == 0 {
                 bytes.get(self.front_offset..).unwrap_or_default()
             } else {
                 bytes
-            };
-            slices[count] = IoSlice::new(bytes);
-            count += 1;
+            });
         }
         w.write_vectored(&slices[..count])
     }
