@@ -16,6 +16,23 @@ fn get(c: &mut Client, target: &str) -> Response {
     c.read_response()
 }
 
+/// A client connection for several requests in a row.
+fn keep_alive(s: &Server) -> Client {
+    let c = s.connect();
+    c.set_read_timeout(Duration::from_secs(10));
+    c
+}
+
+/// The response has this status and exactly this body.
+fn expect_body(r: &Response, status: u16, body: &str, ctx: &str) {
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (status, body),
+        "{ctx}: {}",
+        r.raw_str()
+    );
+}
+
 /// `KEY=repr` lines from the app's default route.
 fn shown(r: &Response) -> BTreeMap<String, String> {
     assert_eq!(r.status, 200, "{}", r.raw_str());
@@ -37,8 +54,7 @@ fn expect(m: &BTreeMap<String, String>, key: &str, want: &str, ctx: &str) {
 #[test]
 fn environ_request_keys_do_not_leak_between_requests() {
     let s = Server::start("reuse:app");
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
 
     let m = shown(&get(&mut c, "/env/a?x=1"));
     expect(&m, "REQUEST_METHOD", "'GET'", "GET with query");
@@ -88,8 +104,7 @@ fn environ_request_keys_do_not_leak_between_requests() {
     // An HTTP/1.0 response without Content-Length ends at the close; the
     // next connection still gets a reused starter and environ base.
     c.assert_closed();
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     let m = shown(&get(&mut c, "/"));
     expect(&m, "SERVER_PROTOCOL", "'HTTP/1.1'", "HTTP/1.1 after 1.0");
     expect(&m, "REQUEST_METHOD", "'GET'", "GET after HEAD");
@@ -98,8 +113,7 @@ fn environ_request_keys_do_not_leak_between_requests() {
 #[test]
 fn header_values_are_joined_and_do_not_leak() {
     let s = Server::start("reuse:app");
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     // Same value bytes under two names (one cached string), a repeat.
     c.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-A: same\r\nX-B: same\r\nx-a: other\r\n\r\n");
     let m = shown(&c.read_response());
@@ -118,43 +132,22 @@ fn header_values_are_joined_and_do_not_leak() {
 #[test]
 fn start_response_state_does_not_leak_between_requests() {
     let s = Server::start("reuse:app");
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     for round in 0..3 {
         let ctx = format!("round {round}");
         let r = get(&mut c, "/write");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (200, "w1rest"),
-            "{ctx}: {}",
-            r.raw_str()
-        );
+        expect_body(&r, 200, "w1rest", &ctx);
         let r = get(&mut c, "/plain");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (200, "plain"),
-            "{ctx}: {}",
-            r.raw_str()
-        );
+        expect_body(&r, 200, "plain", &ctx);
         assert_eq!(r.header("X-Const"), Some("1"), "{ctx}");
         let r = get(&mut c, "/exc");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (503, "busy"),
-            "{ctx}: {}",
-            r.raw_str()
-        );
+        expect_body(&r, 503, "busy", &ctx);
         assert!(
             !r.has_header("X-Const"),
             "{ctx}: exc_info replaces the headers"
         );
         let r = get(&mut c, "/gen");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (200, "g1g2"),
-            "{ctx}: {}",
-            r.raw_str()
-        );
+        expect_body(&r, 200, "g1g2", &ctx);
         let r = get(&mut c, "/length");
         assert_eq!(
             r.header("Content-Length"),
@@ -190,41 +183,20 @@ fn start_response_state_does_not_leak_between_requests() {
 #[test]
 fn callables_the_app_keeps_are_not_reused() {
     let s = Server::start("reuse:app");
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     let r = get(&mut c, "/keep");
-    assert_eq!(
-        (r.status, r.body_str().as_str()),
-        (200, "kept"),
-        "{}",
-        r.raw_str()
-    );
+    expect_body(&r, 200, "kept", "");
     for _ in 0..3 {
         let r = get(&mut c, "/write");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (200, "w1rest"),
-            "{}",
-            r.raw_str()
-        );
+        expect_body(&r, 200, "w1rest", "");
     }
     // The kept callables belong to a finished request: using them changes
     // nothing here.
     let r = get(&mut c, "/stale");
-    assert_eq!(
-        (r.status, r.body_str().as_str()),
-        (200, "fresh"),
-        "{}",
-        r.raw_str()
-    );
+    expect_body(&r, 200, "fresh", "");
     assert!(!r.has_header("X-Stale"), "{}", r.raw_str());
     let r = get(&mut c, "/plain");
-    assert_eq!(
-        (r.status, r.body_str().as_str()),
-        (200, "plain"),
-        "{}",
-        r.raw_str()
-    );
+    expect_body(&r, 200, "plain", "");
 }
 
 #[test]
@@ -232,28 +204,20 @@ fn remembered_header_tuples_keep_their_meaning() {
     let s = Server::start("reuse:app");
     // Invalid constant tuples are never remembered as valid: every use
     // fails again.
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     for path in ["/bad_name", "/bad_name", "/conflict", "/conflict"] {
         let r = get(&mut c, path);
         assert_eq!(r.status, 500, "{path}: {}", r.raw_str());
         assert!(!r.body_str().contains("never"), "{path}");
         if r.connection_has("close") {
-            c = s.connect();
-            c.set_read_timeout(Duration::from_secs(10));
+            c = keep_alive(&s);
         }
     }
     // A remembered `Connection: close` still closes, every time.
     for _ in 0..2 {
-        let mut c = s.connect();
-        c.set_read_timeout(Duration::from_secs(10));
+        let mut c = keep_alive(&s);
         let r = get(&mut c, "/close");
-        assert_eq!(
-            (r.status, r.body_str().as_str()),
-            (200, "closing"),
-            "{}",
-            r.raw_str()
-        );
+        expect_body(&r, 200, "closing", "");
         assert!(r.connection_has("close"), "{}", r.raw_str());
         assert_eq!(r.headers_named("Connection").len(), 1, "{}", r.raw_str());
         c.assert_closed();
@@ -264,8 +228,7 @@ fn remembered_header_tuples_keep_their_meaning() {
 #[test]
 fn callables_and_input_work_from_another_thread() {
     let s = Server::start("reuse:app");
-    let mut c = s.connect();
-    c.set_read_timeout(Duration::from_secs(10));
+    let mut c = keep_alive(&s);
     for body in ["first", "second"] {
         c.send(
             format!(

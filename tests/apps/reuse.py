@@ -13,6 +13,14 @@ BAD_NAME = [("Bad Name", "x")]
 CONFLICT = [("Content-Length", "5"), ("Content-Length", "6")]
 LENGTH_5 = ("Content-Length", "5")
 
+# Routes that answer 200 with one of the constant header lists.
+CONSTANT_ROUTES = {
+    "/plain": (PLAIN, b"plain"),
+    "/close": (CLOSE, b"closing"),
+    "/bad_name": (BAD_NAME, b"never"),
+    "/conflict": (CONFLICT, b"never"),
+}
+
 KEPT = []
 
 SHOWN = (
@@ -29,13 +37,14 @@ def show(environ):
 
 def app(environ, start_response):
     path = environ["PATH_INFO"]
+    if path in CONSTANT_ROUTES:
+        headers, body = CONSTANT_ROUTES[path]
+        start_response("200 OK", list(headers))
+        return [body]
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"w1")
         return [b"rest"]
-    if path == "/plain":
-        start_response("200 OK", list(PLAIN))
-        return [b"plain"]
     if path == "/length":
         start_response("200 OK", [LENGTH_5, PLAIN[0]])
         return [b"12345"]
@@ -53,15 +62,6 @@ def app(environ, start_response):
         old_write(b"stale bytes")
         start_response("200 OK", list(PLAIN))
         return [b"fresh"]
-    if path == "/close":
-        start_response("200 OK", list(CLOSE))
-        return [b"closing"]
-    if path == "/bad_name":
-        start_response("200 OK", list(BAD_NAME))
-        return [b"never"]
-    if path == "/conflict":
-        start_response("200 OK", list(CONFLICT))
-        return [b"never"]
     if path == "/exc":
         start_response("200 OK", list(PLAIN))
         try:
