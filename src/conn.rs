@@ -52,6 +52,10 @@ const FILE_COPY_BLOCK: usize = 32 * 1024;
 /// One step of [`Stream::sendfile`] through user space: `pread` a block,
 /// then one `write` of it. A block the stream did not take is read again
 /// next time, which keeps this stateless.
+///
+/// Never inlined: its 32 KiB block would otherwise land in the frame of
+/// `Conn::drive`, whose every call would then probe eight stack pages.
+#[inline(never)]
 pub fn copy_file_block<W: Write + ?Sized>(
     out: &mut W,
     file: &File,
@@ -995,6 +999,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
         }
     }
 
+    // Not inlined into `drive`, for the same reason as `copy_file_block`.
+    #[inline(never)]
     fn step_linger(&mut self) -> Step {
         let State::Linger { discarded, .. } = &mut self.state else {
             return Step::Continue;
