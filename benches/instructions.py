@@ -81,7 +81,7 @@ def wait_port(port, proc, deadline=60):
     sys.exit("server did not start listening")
 
 
-def total_instructions(cmd, app, request, n, pipeline=1, keep=None):
+def total_instructions(cmd, app, request, n, pipeline=1, conns=1, keep=None):
     port = free_port()
     out = keep or tempfile.mktemp(prefix="callgrind.", suffix=".out")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
@@ -94,15 +94,20 @@ def total_instructions(cmd, app, request, n, pipeline=1, keep=None):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port, proc)
-        sock = socket.create_connection(("127.0.0.1", port))
-        buf = b""
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
+        bufs = [b""] * conns
         # Pipelined: `pipeline` requests leave in one send, then all their
-        # responses are read, as wrk's pipelining script does.
-        for _ in range(n // pipeline):
-            sock.sendall(request * pipeline)
-            for _ in range(pipeline):
-                buf = read_response(sock, buf)
-        sock.close()
+        # responses are read, as wrk's pipelining script does. With several
+        # connections, each sends before any response is read, so the
+        # server finds them all ready at once, as under load.
+        for _ in range(n // (pipeline * conns)):
+            for sock in socks:
+                sock.sendall(request * pipeline)
+            for i, sock in enumerate(socks):
+                for _ in range(pipeline):
+                    bufs[i] = read_response(sock, bufs[i])
+        for sock in socks:
+            sock.close()
     finally:
         # SIGINT first: bjoern and friends stop cleanly on it, so callgrind
         # writes its totals; SIGTERM as a fallback.
@@ -130,19 +135,25 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--pipeline", type=int, default=1, metavar="N",
                     help="send N requests back to back before reading (default 1)")
+    ap.add_argument("--conns", type=int, default=1, metavar="C",
+                    help="spread the requests over C connections, each sending "
+                         "before any reads, as C concurrent clients (default 1)")
     ap.add_argument("--keep", metavar="PREFIX",
                     help="keep the callgrind outputs as PREFIX.small and PREFIX.large "
                          "(for callgrind_annotate)")
     args = ap.parse_args()
-    if args.requests % args.pipeline:
-        ap.error("--requests must be a multiple of --pipeline")
+    if args.requests % (args.pipeline * args.conns):
+        ap.error("--requests must be a multiple of --pipeline times --conns")
     app = f"{args.app}:app"
     request = REQUESTS[args.app]
     n = args.requests
     keep = (lambda size: f"{args.keep}.{size}") if args.keep else (lambda size: None)
-    small = total_instructions(args.cmd, app, request, n, args.pipeline, keep("small"))
-    large = total_instructions(args.cmd, app, request, 2 * n, args.pipeline, keep("large"))
+    small = total_instructions(args.cmd, app, request, n, args.pipeline, args.conns,
+                               keep("small"))
+    large = total_instructions(args.cmd, app, request, 2 * n, args.pipeline, args.conns,
+                               keep("large"))
     how = f", {args.pipeline} pipelined" if args.pipeline > 1 else ""
+    how += f", over {args.conns} connections" if args.conns > 1 else ""
     print(f"{args.name} {args.app}: {(large - small) / n:,.0f} instructions per request "
           f"(callgrind, {n} vs {2 * n} keep-alive requests{how})")
 
