@@ -778,7 +778,18 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
             }
             if !active.response.ready() {
-                if !self.out.is_empty() {
+                // Body items gave all of the Content-Length: the client is
+                // owed nothing more, and the next pull only ends the
+                // iteration (a one-item generator, as Flask returns). It
+                // runs now, not after a flush, so the response finishes in
+                // this drive and its objects are freed at once: kept until
+                // the end of the turn, hundreds of them at high concurrency
+                // outlived Python's young-generation collections and made
+                // the GC work.
+                let complete = active.items > 0
+                    && active.remaining == 0
+                    && matches!(active.framing, Some(ResponseFraming::Length(_)));
+                if !self.out.is_empty() && !complete {
                     // What we have goes out before the app runs again.
                     if active.deferred {
                         return Step::Blocked;

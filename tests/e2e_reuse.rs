@@ -267,3 +267,29 @@ fn failing_requests_do_not_leak_start_response_objects() {
         "{before} StartResponse methods alive before 60 failing requests, {after} after"
     );
 }
+
+#[test]
+fn a_response_that_gave_its_content_length_finishes_before_the_next_request() {
+    // The first request holds the loop while the others arrive, so they
+    // are all served in one turn. Each generator has given its whole
+    // Content-Length with its first item: it must be finished (and so
+    // closed and freed) before the next request of the turn runs, not
+    // kept until the turn's writes. Kept, hundreds of them outlived
+    // Python's young-generation collections at high concurrency.
+    let s = Server::start("reuse:app");
+    let mut first = keep_alive(&s);
+    first.send(b"GET /sized?sleep=0.3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut others: Vec<Client> = (0..8).map(|_| keep_alive(&s)).collect();
+    for c in &mut others {
+        c.send(b"GET /sized HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    expect_body(&first.read_response(), 200, "open=0", "the first request");
+    for (i, c) in others.iter_mut().enumerate() {
+        let r = c.read_response();
+        expect_body(&r, 200, "open=0", &format!("request {i} of the turn"));
+    }
+    // And on a connection that goes on: the next request too.
+    let r = get(&mut others[0], "/sized");
+    expect_body(&r, 200, "open=0", "a second request on one connection");
+}

@@ -5,6 +5,7 @@ strings. Each route behaves differently so leftovers would show."""
 
 import sys
 import threading
+import time
 
 # Constant tuples: the server remembers them by identity.
 PLAIN = [("Content-Type", "text/plain"), ("X-Const", "1")]
@@ -22,6 +23,9 @@ CONSTANT_ROUTES = {
 }
 
 KEPT = []
+
+# Tokens of /sized responses whose generator has not finished yet.
+OPEN_SIZED = set()
 
 SHOWN = (
     "REQUEST_METHOD", "PATH_INFO", "RAW_URI", "QUERY_STRING", "CONTENT_LENGTH",
@@ -110,6 +114,25 @@ def app(environ, start_response):
         )
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(n).encode()]
+    if path == "/sized":
+        # Flask's shape: a one-item generator with a Content-Length. The
+        # body says how many earlier /sized responses were still unfinished
+        # when this one was called.
+        if environ["QUERY_STRING"].startswith("sleep="):
+            time.sleep(float(environ["QUERY_STRING"][len("sleep="):]))
+        body = b"open=%d" % len(OPEN_SIZED)
+        token = object()
+        OPEN_SIZED.add(token)
+
+        def sized():
+            try:
+                yield body
+            finally:
+                OPEN_SIZED.discard(token)
+
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return sized()
     if path == "/gen":
         def body():
             start_response("200 OK", [("Content-Type", "text/plain")])
