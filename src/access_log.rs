@@ -22,6 +22,14 @@ use crate::http::parse::Version;
 use crate::http::response::{framing, ResponseFraming};
 use crate::http::url;
 
+/// When a line is written: Unix seconds, and the local zone's offset from
+/// UTC then (seconds east), which `%(t)s` shows as gunicorn does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineTime {
+    pub unix_secs: u64,
+    pub utc_offset: i32,
+}
+
 /// gunicorn's default, Apache's "combined" format.
 pub const DEFAULT_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
@@ -258,23 +266,16 @@ impl Format {
 
     /// Appends the line for `e` (without a newline) to `out`. `elapsed` is
     /// the time the request took, `unix_secs` the time of the line.
-    pub fn render(&self, e: &Entry, elapsed: Duration, unix_secs: u64, out: &mut Vec<u8>) {
+    pub fn render(&self, e: &Entry, elapsed: Duration, at: LineTime, out: &mut Vec<u8>) {
         for seg in &self.segments {
             match seg {
                 Segment::Text(t) => out.extend_from_slice(t),
-                Segment::Atom(a) => self.render_atom(*a, e, elapsed, unix_secs, out),
+                Segment::Atom(a) => self.render_atom(*a, e, elapsed, at, out),
             }
         }
     }
 
-    fn render_atom(
-        &self,
-        a: Atom,
-        e: &Entry,
-        elapsed: Duration,
-        unix_secs: u64,
-        out: &mut Vec<u8>,
-    ) {
+    fn render_atom(&self, a: Atom, e: &Entry, elapsed: Duration, at: LineTime, out: &mut Vec<u8>) {
         let mut num = itoa::Buffer::new();
         match a {
             Atom::RemoteAddr => match e.remote {
@@ -286,7 +287,7 @@ impl Format {
                 Some(user) if !user.is_empty() => escape_into(&user, out),
                 _ => out.push(b'-'),
             },
-            Atom::Time => clf_time(unix_secs, out),
+            Atom::Time => clf_time(at, out),
             Atom::RequestLine => {
                 escape_into(e.line(), out);
                 out.push(b' ');
@@ -511,18 +512,23 @@ fn escape_into(s: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// `[10/Oct/2000:13:55:36 +0000]`, in UTC (the error log's timestamps are
-/// UTC too). Digits are placed by hand: `fmt` costs more than the rest of
-/// a line.
-fn clf_time(unix_secs: u64, out: &mut Vec<u8>) {
+/// `[10/Oct/2000:13:55:36 -0700]`: local time and its offset from UTC, as
+/// gunicorn writes it. Digits are placed by hand: `fmt` costs more than
+/// the rest of a line.
+fn clf_time(at: LineTime, out: &mut Vec<u8>) {
     const MONTHS: [&[u8; 3]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
     ];
-    // Four-digit years, as in http::date: 9999-12-31T23:59:59Z at most.
-    let unix_secs = unix_secs.min(253_402_300_799);
-    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
-    let secs = unix_secs % 86_400;
+    // Offsets are under a day (jiff keeps them within +-25:59:59).
+    let offset = at.utc_offset.clamp(-86_399, 86_399);
+    // Four-digit years, as in http::date: 9999-12-31T23:59:59 at most.
+    let local = at
+        .unix_secs
+        .saturating_add_signed(i64::from(offset))
+        .min(253_402_300_799);
+    let (year, month, day) = civil_from_days((local / 86_400) as i64);
+    let secs = local % 86_400;
     let mut b = *b"[dd/Mon/yyyy:hh:mm:ss +0000]";
     put_digits(&mut b[1..3], u64::from(day));
     let month = MONTHS
@@ -534,6 +540,12 @@ fn clf_time(unix_secs: u64, out: &mut Vec<u8>) {
     put_digits(&mut b[13..15], secs / 3600);
     put_digits(&mut b[16..18], secs / 60 % 60);
     put_digits(&mut b[19..21], secs % 60);
+    if offset < 0 {
+        b[22] = b'-';
+    }
+    let minutes = u64::from(offset.unsigned_abs()) / 60;
+    put_digits(&mut b[23..25], minutes / 60);
+    put_digits(&mut b[25..27], minutes % 60);
     out.extend_from_slice(&b);
 }
 
@@ -642,9 +654,13 @@ mod tests {
         }
     }
 
-    fn render(f: &Format, e: &Entry, elapsed: Duration, secs: u64) -> String {
+    fn render(f: &Format, e: &Entry, elapsed: Duration, unix_secs: u64) -> String {
         let mut out = Vec::new();
-        f.render(e, elapsed, secs, &mut out);
+        let at = LineTime {
+            unix_secs,
+            utc_offset: 0,
+        };
+        f.render(e, elapsed, at, &mut out);
         String::from_utf8(out).expect("log lines are ASCII")
     }
 
@@ -889,15 +905,31 @@ mod tests {
 
     #[test]
     fn clf_dates() {
-        let t = |secs| {
+        let local = |unix_secs, utc_offset| {
             let mut out = Vec::new();
-            clf_time(secs, &mut out);
+            clf_time(
+                LineTime {
+                    unix_secs,
+                    utc_offset,
+                },
+                &mut out,
+            );
             String::from_utf8(out).unwrap()
         };
+        let t = |secs| local(secs, 0);
         assert_eq!(t(0), "[01/Jan/1970:00:00:00 +0000]");
         assert_eq!(t(951_782_400), "[29/Feb/2000:00:00:00 +0000]");
         assert_eq!(t(1_767_225_599), "[31/Dec/2025:23:59:59 +0000]");
         assert_eq!(t(u64::MAX), "[31/Dec/9999:23:59:59 +0000]");
+        // Local time with its offset: east of UTC, west, and across midnight
+        // and a year's end.
+        assert_eq!(local(1_767_225_599, 19_800), "[01/Jan/2026:05:29:59 +0530]");
+        assert_eq!(
+            local(1_767_225_599, -25_200),
+            "[31/Dec/2025:16:59:59 -0700]"
+        );
+        assert_eq!(local(1_767_225_600, -1), "[31/Dec/2025:23:59:59 -0000]");
+        assert_eq!(local(0, -3600), "[01/Jan/1970:00:00:00 -0100]");
         let ip = |s: &str| {
             let mut out = Vec::new();
             push_ip(s.parse().unwrap(), &mut out);

@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod http;
 pub mod inbuf;
 pub mod listen;
+pub mod localtime;
 pub mod logbuf;
 pub mod logfile;
 pub mod master;

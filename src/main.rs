@@ -14,6 +14,7 @@ use rwsgi_lite::access_log::Format;
 use rwsgi_lite::app::ConnSettings;
 use rwsgi_lite::config::{self, AccessLogTarget, BindAddr, Command, Config};
 use rwsgi_lite::listen::{self, Listeners};
+use rwsgi_lite::localtime::LocalZone;
 use rwsgi_lite::logbuf::LogBuffer;
 use rwsgi_lite::logfile::{self, LogFile};
 use rwsgi_lite::master::{self, MasterSettings, Spawner, WorkerEnv};
@@ -79,7 +80,11 @@ fn open_access_log(config: &Config) -> Result<Option<AccessLog>, ExitCode> {
     for name in format.unknown_atoms() {
         log::warn!("--access-logformat: unknown atom %({name})s is logged as '-'");
     }
-    Ok(Some(AccessLog::new(format, LogBuffer::new(file))))
+    Ok(Some(AccessLog::new(
+        format,
+        LogBuffer::new(file),
+        LocalZone::system(),
+    )))
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

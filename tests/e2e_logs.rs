@@ -253,6 +253,60 @@ fn access_log_every_atom() {
 }
 
 #[test]
+fn access_log_time_is_local_with_its_offset() {
+    // As gunicorn writes %(t)s: local time, and the zone's offset. A POSIX
+    // TZ string needs no zoneinfo files: XYZ is UTC+5:30.
+    let dir = scratch();
+    let log = dir.path().join("access.log");
+    let srv = Server::builder("testapp:app")
+        .args(&["--access-logfile", s(&log), "--access-logformat", "%(t)s"])
+        .env("TZ", "XYZ-5:30")
+        .start();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before = unix_now();
+    let r = srv.get("/path/t");
+    let after = unix_now();
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    let line = &wait_lines(&log, 1)[0];
+    let (local, offset) = line
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .and_then(|l| l.split_once(' '))
+        .unwrap_or_else(|| panic!("not a CLF time: {line:?}"));
+    assert_eq!(offset, "+0530", "{line}");
+    // Back to UTC, it is the time of the request.
+    let unix = clf_local_secs(local) - (5 * 3600 + 30 * 60);
+    assert!(
+        before <= unix && unix <= after,
+        "{line} is {unix}, the request was at {before}..={after}"
+    );
+}
+
+/// `10/Oct/2000:13:55:36` as seconds since 1970 on the clock it shows.
+fn clf_local_secs(t: &str) -> i64 {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = t.split(['/', ':']).collect();
+    assert_eq!(parts.len(), 6, "{t:?}");
+    let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("{t:?}"));
+    let month = MONTHS.iter().position(|m| *m == parts[1]).expect(t) as i64 + 1;
+    let (day, year) = (num(parts[0]), num(parts[2]));
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    days * 86_400 + num(parts[3]) * 3600 + num(parts[4]) * 60 + num(parts[5])
+}
+
+#[test]
 fn access_log_default_format_and_timing() {
     let dir = scratch();
     let log = dir.path().join("access.log");

@@ -11,8 +11,9 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::access_log::{Entry, Format};
+use crate::access_log::{Entry, Format, LineTime};
 use crate::app::{Request, ResponseHead};
+use crate::localtime::LocalZone;
 use crate::logbuf::LogBuffer;
 
 /// The parsed format and where its lines go.
@@ -20,13 +21,16 @@ use crate::logbuf::LogBuffer;
 pub struct AccessLog {
     format: Format,
     out: RefCell<LogBuffer>,
+    zone: LocalZone,
 }
 
 impl AccessLog {
-    pub fn new(format: Format, out: LogBuffer) -> AccessLog {
+    /// Times are in `zone` (the system's: [`LocalZone::system`]).
+    pub fn new(format: Format, out: LogBuffer, zone: LocalZone) -> AccessLog {
         AccessLog {
             format,
             out: RefCell::new(out),
+            zone,
         }
     }
 
@@ -81,13 +85,17 @@ impl AccessRecord {
     /// Renders the line into the log's buffer.
     pub fn finish(self) {
         let elapsed = self.started.elapsed();
-        let now = SystemTime::now()
+        let unix_secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let at = LineTime {
+            unix_secs,
+            utc_offset: self.log.zone.offset_at(unix_secs),
+        };
         // Never re-entered (rendering runs no app code); a busy buffer
         // would only drop this line.
         if let Ok(mut out) = self.log.out.try_borrow_mut() {
-            out.push_line(|buf| self.log.format.render(&self.entry, elapsed, now, buf));
+            out.push_line(|buf| self.log.format.render(&self.entry, elapsed, at, buf));
         }
     }
 }

@@ -41,8 +41,11 @@ pub fn temp_path(tag: &str) -> PathBuf {
 /// A command for the binary with the environment the tests rely on.
 pub fn base_command() -> Command {
     let mut cmd = Command::new(BIN);
+    // TZ: access-log times are local; UTC keeps them the same on every
+    // machine (a test that wants a zone sets its own).
     cmd.env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
+        .env("TZ", "UTC")
         .stdin(Stdio::null());
     cmd
 }
@@ -87,6 +90,7 @@ pub struct ServerBuilder {
     args: Vec<String>,
     binds: Vec<String>,
     chdir: bool,
+    envs: Vec<(String, String)>,
 }
 
 impl ServerBuilder {
@@ -98,6 +102,11 @@ impl ServerBuilder {
     /// A `-b` address; without any, `127.0.0.1:0` is used.
     pub fn bind(mut self, addr: &str) -> Self {
         self.binds.push(addr.to_string());
+        self
+    }
+    /// An environment variable for the server process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
         self
     }
     /// Do not pass `--chdir tests/apps` (the test passes its own path flags).
@@ -147,6 +156,7 @@ impl Server {
             args: Vec::new(),
             binds: Vec::new(),
             chdir: true,
+            envs: Vec::new(),
         }
     }
 
@@ -943,6 +953,7 @@ impl ServerBuilder {
             cmd.arg("--chdir").arg(apps_dir());
         }
         cmd.args(&self.args).arg(&self.app);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         (cmd, binds.len())
     }
 
