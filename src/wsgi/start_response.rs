@@ -53,28 +53,27 @@ impl StartResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        let head = {
-            let mut this = slf.borrow_mut();
-            match exc_info {
-                Some(info) if this.head_sent => return Err(reraise(info)),
-                Some(_) => {}
-                None if this.head.is_some() => {
-                    return Err(PyAssertionError::new_err(
-                        "start_response() called again without exc_info",
-                    ))
-                }
-                None => {}
+        let mut this = slf.borrow_mut();
+        match exc_info {
+            Some(info) if this.head_sent => return Err(reraise(info)),
+            Some(_) => {}
+            None if this.head.is_some() => {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called again without exc_info",
+                ))
             }
-            let spare = std::mem::take(&mut this.spare_head);
+            None => {}
+        }
+        let spare = std::mem::take(&mut this.spare_head);
+        let head = {
             // Validation runs no Python code, except that an error message
             // formats the app's objects, which can let another thread in.
             // The borrow then makes a concurrent call on this object fail
             // cleanly; the cache lock is normally uncontended (the GIL is
             // held throughout), but must never be waited for holding the
             // GIL: validate without the cache instead.
-            let headers_cache = Arc::clone(&this.headers);
             let mut uncached = HeaderCache::default();
-            let mut guard = match headers_cache.try_lock() {
+            let mut guard = match this.headers.try_lock() {
                 Ok(guard) => Some(guard),
                 Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => None,
@@ -85,7 +84,6 @@ impl StartResponse {
             };
             build_head(status, headers, cache, spare)?
         };
-        let mut this = slf.borrow_mut();
         this.head = Some(head);
         match &this.write {
             Some(write) => Ok(write.bind(slf.py()).clone()),
