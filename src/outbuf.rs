@@ -153,7 +153,12 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
                 bytes
             });
         }
-        w.write_vectored(&slices[..count])
+        match &slices[..count] {
+            // send(2) with one buffer skips sendmsg's msghdr and iovec
+            // copies in the kernel; a small response is one segment.
+            [one] => w.write(one),
+            some => w.write_vectored(some),
+        }
     }
 
     fn consume(&mut self, mut n: usize) {
@@ -248,6 +253,42 @@ mod tests {
         w.limit = 100;
         assert!(q.write_to(&mut w).unwrap());
         assert!(w.got.ends_with(b"again"));
+    }
+
+    /// Records which call each write came through.
+    #[derive(Default)]
+    struct CallLog {
+        plain: usize,
+        vectored: usize,
+    }
+
+    impl Write for CallLog {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.plain += 1;
+            Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.vectored += 1;
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_segment_goes_out_as_a_plain_write() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        q.push_bytes(b"HTTP/1.1 200 OK\r\n\r\n");
+        q.push_chunk(b"Hello, World!".to_vec());
+        let mut w = CallLog::default();
+        assert!(q.write_to(&mut w).unwrap());
+        assert_eq!((w.plain, w.vectored), (1, 0));
+
+        q.push_bytes(b"head");
+        q.push_chunk(vec![1u8; COPY_BELOW]);
+        assert!(q.write_to(&mut w).unwrap());
+        assert_eq!((w.plain, w.vectored), (1, 1));
     }
 
     #[test]
