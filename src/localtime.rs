@@ -1,10 +1,12 @@
-//! The local time zone's offset from UTC, for access-log timestamps:
-//! gunicorn writes `%(t)s` in local time, and log readers expect it.
-//! The zone is read once at start (the `TZ` variable, else
-//! `/etc/localtime`, else UTC) and the offset looked up once per second,
-//! so a daylight-saving change shows on the first line after it.
+//! The local time zone, for log timestamps: gunicorn writes both its
+//! logs in local time with the offset, and log readers expect it. The
+//! zone is read once per process (the `TZ` variable, else
+//! `/etc/localtime`, else UTC). For the access log the offset is looked
+//! up once per second, so a daylight-saving change shows on the first
+//! line after it.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -16,14 +18,17 @@ pub struct LocalZone {
     last: Cell<Option<(u64, i32)>>,
 }
 
+/// The system's zone, read on the first call. Err says why it could not
+/// be read; the logs are then in UTC (the error log's start says so).
+pub fn system_zone() -> &'static Result<TimeZone, String> {
+    static ZONE: OnceLock<Result<TimeZone, String>> = OnceLock::new();
+    ZONE.get_or_init(|| TimeZone::try_system().map_err(|e| e.to_string()))
+}
+
 impl LocalZone {
     /// The system's zone; UTC when it cannot be determined.
     pub fn system() -> LocalZone {
-        let zone = TimeZone::try_system().unwrap_or_else(|e| {
-            log::warn!("local time zone unknown ({e}); access-log times are in UTC");
-            TimeZone::UTC
-        });
-        LocalZone::new(zone)
+        LocalZone::new(system_zone().clone().unwrap_or(TimeZone::UTC))
     }
 
     pub fn new(zone: TimeZone) -> LocalZone {
@@ -63,7 +68,8 @@ mod tests {
         let east = LocalZone::new(TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap());
         assert_eq!(east.offset_at(1_767_225_600), -5 * 3600); // 2026-01-01
         assert_eq!(east.offset_at(1_782_864_000), -4 * 3600); // 2026-07-01
-                                                              // The cache answers for the same second only.
+
+        // The cache answers for the same second only.
         assert_eq!(east.offset_at(1_767_225_600), -5 * 3600);
     }
 }

@@ -16,6 +16,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
 /// Largest write a pipe takes atomically (POSIX guarantees at least 512;
 /// Linux gives 4096), and that cannot block once poll reported room.
 const PIPE_BUF: usize = 4096;
@@ -227,22 +230,26 @@ impl Write for ErrorLog {
     }
 }
 
-/// Starts the error log: `[timestamp] [pid] [LEVEL] message` lines on
-/// stderr, or appended to `error_logfile`. RUST_LOG, when set, overrides
-/// `level` (and can target modules). Fails if the file cannot be opened or
-/// a logger is already installed.
+/// Starts the error log: `[2026-11-24 19:03:27 +0530] [pid] [LEVEL]
+/// message` lines (gunicorn's, in local time) on stderr, or appended to
+/// `error_logfile`. RUST_LOG, when set, overrides `level` (and can target
+/// modules). Fails if the file cannot be opened or a logger is already
+/// installed.
 pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result<()> {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
-    builder.format(|buf, record| {
-        let ts = buf.timestamp_seconds();
+    let zone = crate::localtime::system_zone();
+    let log_zone = zone.clone().unwrap_or(TimeZone::UTC);
+    builder.format(move |buf, record| {
+        let now = Timestamp::now().to_zoned(log_zone.clone());
         // The pid is read per record: forked workers each log their own.
         writeln!(
             buf,
-            "[{ts}] [{}] [{}] {}",
+            "[{}] [{}] [{}] {}",
+            now.strftime("%Y-%m-%d %H:%M:%S %z"),
             std::process::id(),
             record.level(),
             record.args()
@@ -254,7 +261,11 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
         let _ = ERROR_LOGFILE.set(Arc::clone(&file));
         builder.target(env_logger::Target::Pipe(Box::new(ErrorLog(file))));
     }
-    builder.try_init().map_err(io::Error::other)
+    builder.try_init().map_err(io::Error::other)?;
+    if let Err(e) = zone {
+        log::warn!("local time zone unknown ({e}); log times are in UTC");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

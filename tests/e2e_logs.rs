@@ -262,12 +262,6 @@ fn access_log_time_is_local_with_its_offset() {
         .args(&["--access-logfile", s(&log), "--access-logformat", "%(t)s"])
         .env("TZ", "XYZ-5:30")
         .start();
-    let unix_now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    };
     let before = unix_now();
     let r = srv.get("/path/t");
     let after = unix_now();
@@ -287,6 +281,42 @@ fn access_log_time_is_local_with_its_offset() {
     );
 }
 
+#[test]
+fn error_log_time_is_local_with_its_offset() {
+    // gunicorn's error-log time: `[2026-11-24 19:03:27 +0530]`, local.
+    let before = unix_now();
+    let srv = Server::builder("testapp:app").env("TZ", "XYZ-5:30").start();
+    let after = unix_now();
+    let lines = srv.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("[INFO] Listening at:"))
+        .unwrap_or_else(|| panic!("no Listening line in {lines:?}"));
+    let stamp = line
+        .strip_prefix('[')
+        .and_then(|l| l.split_once(']'))
+        .map(|(stamp, _)| stamp)
+        .unwrap_or_else(|| panic!("no time at the start of {line:?}"));
+    let parts: Vec<&str> = stamp.split(['-', ' ', ':']).collect();
+    assert_eq!(parts.len(), 7, "not `YYYY-MM-DD HH:MM:SS +HHMM`: {line}");
+    assert_eq!(parts[6], "+0530", "{line}");
+    let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("{line}"));
+    let [year, month, day, hour, minute, second] = [0, 1, 2, 3, 4, 5].map(|i| num(parts[i]));
+    let unix =
+        civil_secs(year, month, day) + hour * 3600 + minute * 60 + second - (5 * 3600 + 30 * 60);
+    assert!(
+        before <= unix && unix <= after,
+        "{line} is {unix}, the server started at {before}..={after}"
+    );
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// `10/Oct/2000:13:55:36` as seconds since 1970 on the clock it shows.
 fn clf_local_secs(t: &str) -> i64 {
     const MONTHS: [&str; 12] = [
@@ -297,13 +327,18 @@ fn clf_local_secs(t: &str) -> i64 {
     let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("{t:?}"));
     let month = MONTHS.iter().position(|m| *m == parts[1]).expect(t) as i64 + 1;
     let (day, year) = (num(parts[0]), num(parts[2]));
-    // Days from the civil date (H. Hinnant's algorithm).
+    civil_secs(year, month, day) + num(parts[3]) * 3600 + num(parts[4]) * 60 + num(parts[5])
+}
+
+/// Seconds from 1970-01-01 to the start of a civil date (H. Hinnant's
+/// days-from-civil algorithm).
+fn civil_secs(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    days * 86_400 + num(parts[3]) * 3600 + num(parts[4]) * 60 + num(parts[5])
+    days * 86_400
 }
 
 #[test]
