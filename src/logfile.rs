@@ -251,7 +251,7 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
             "[{}] [{}] [{}] {}",
             now.strftime("%Y-%m-%d %H:%M:%S %z"),
             std::process::id(),
-            record.level(),
+            level_name(record.level()),
             record.args()
         )
     });
@@ -266,6 +266,18 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
         log::warn!("local time zone unknown ({e}); log times are in UTC");
     }
     Ok(())
+}
+
+/// Python's level names, which gunicorn's lines carry (`WARNING`, not
+/// `WARN`), so tools that read its logs read ours.
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "ERROR",
+        log::Level::Warn => "WARNING",
+        log::Level::Info => "INFO",
+        log::Level::Debug => "DEBUG",
+        log::Level::Trace => "TRACE",
+    }
 }
 
 #[cfg(test)]

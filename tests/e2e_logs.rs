@@ -310,6 +310,27 @@ fn error_log_time_is_local_with_its_offset() {
     );
 }
 
+#[test]
+fn an_unknown_time_zone_is_one_warning_and_utc() {
+    let srv = Server::builder("testapp:app")
+        .env("TZ", "not/a/zone!!")
+        .start();
+    assert_eq!(srv.get("/path/x").status, 200);
+    let lines = srv.log_lines();
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("local time zone unknown"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:?}");
+    assert!(warnings[0].contains("] [WARNING] "), "{}", warnings[0]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.starts_with('[') || l.contains(" +0000] ")),
+        "{lines:?}"
+    );
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
