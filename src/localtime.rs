@@ -6,6 +6,8 @@
 //! line after it.
 
 use std::cell::Cell;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use jiff::tz::TimeZone;
@@ -18,11 +20,57 @@ pub struct LocalZone {
     last: Cell<Option<(u64, i32)>>,
 }
 
+/// Where zone files are when `TZDIR` does not say, as for glibc.
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
 /// The system's zone, read on the first call. Err says why it could not
 /// be read; the logs are then in UTC (the error log's start says so).
 pub fn system_zone() -> &'static Result<TimeZone, String> {
     static ZONE: OnceLock<Result<TimeZone, String>> = OnceLock::new();
-    ZONE.get_or_init(|| TimeZone::try_system().map_err(|e| e.to_string()))
+    ZONE.get_or_init(|| {
+        zone_from(
+            std::env::var_os("TZ").as_deref(),
+            std::env::var_os("TZDIR").as_deref(),
+        )
+    })
+}
+
+/// The zone that glibc's `localtime` would use for these `TZ` and `TZDIR`
+/// values. Done here rather than through jiff's `TimeZone::try_system`,
+/// which first indexes the whole zoneinfo directory: a walk of some 1,800
+/// files at start and about 150 KiB of heap for the life of every process.
+fn zone_from(tz: Option<&OsStr>, tzdir: Option<&OsStr>) -> Result<TimeZone, String> {
+    let Some(tz) = tz else {
+        return read_tzif(Path::new("/etc/localtime"));
+    };
+    let tz = tz
+        .to_str()
+        .ok_or_else(|| format!("TZ={tz:?} is not UTF-8"))?;
+    // An empty TZ means UTC to glibc and the BSDs alike.
+    if tz.is_empty() {
+        return Ok(TimeZone::UTC);
+    }
+    // A leading ':' marks a file or zone name; without it, a POSIX rule
+    // such as `EST5EDT,M3.2.0,M11.1.0` comes first.
+    let name = match tz.strip_prefix(':') {
+        Some(name) => name,
+        None => match TimeZone::posix(tz) {
+            Ok(zone) => return Ok(zone),
+            Err(_) => tz,
+        },
+    };
+    let path = if name.starts_with('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new(tzdir.unwrap_or(OsStr::new(ZONEINFO))).join(name)
+    };
+    read_tzif(&path).map_err(|e| format!("TZ={tz:?}: {e}"))
+}
+
+fn read_tzif(path: &Path) -> Result<TimeZone, String> {
+    let shown = path.display();
+    let data = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    TimeZone::tzif(&path.to_string_lossy(), &data).map_err(|e| format!("{shown}: {e}"))
 }
 
 impl LocalZone {
@@ -71,5 +119,46 @@ mod tests {
 
         // The cache answers for the same second only.
         assert_eq!(east.offset_at(1_767_225_600), -5 * 3600);
+    }
+
+    /// A TZif file (version 1) with one local time type, `offset` seconds
+    /// east of UTC, as zic writes for a zone without transitions.
+    fn tzif_fixed(offset: i32) -> Vec<u8> {
+        let mut data = b"TZif".to_vec();
+        data.extend_from_slice(&[0; 16]); // version 1, then reserved
+                                          // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+        for count in [0u32, 0, 0, 0, 1, 4] {
+            data.extend_from_slice(&count.to_be_bytes());
+        }
+        data.extend_from_slice(&offset.to_be_bytes());
+        data.extend_from_slice(&[0, 0]); // not DST, designation at 0
+        data.extend_from_slice(b"ABC\0");
+        data
+    }
+
+    fn offset_of(zone: Result<TimeZone, String>) -> i32 {
+        let zone = zone.unwrap_or_else(|e| panic!("{e}"));
+        LocalZone::new(zone).offset_at(1_700_000_000)
+    }
+
+    #[test]
+    fn tz_is_read_as_glibc_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Asia")).unwrap();
+        std::fs::write(dir.path().join("Asia/Plus4"), tzif_fixed(4 * 3600)).unwrap();
+        let tzdir = Some(dir.path().as_os_str());
+        let tz = |s: &str| zone_from(Some(OsStr::new(s)), tzdir);
+
+        assert_eq!(offset_of(tz("")), 0);
+        assert_eq!(offset_of(tz("IST-5:30")), 5 * 3600 + 1800);
+        // Names and paths are files; ':' says so explicitly.
+        assert_eq!(offset_of(tz("Asia/Plus4")), 4 * 3600);
+        assert_eq!(offset_of(tz(":Asia/Plus4")), 4 * 3600);
+        let path = dir.path().join("Asia/Plus4");
+        assert_eq!(offset_of(tz(path.to_str().unwrap())), 4 * 3600);
+        // What cannot be read says what it tried.
+        let err = tz("Asia/Nowhere").unwrap_err();
+        assert!(err.contains("Asia/Nowhere"), "{err}");
+        assert!(tz(":IST-5:30").is_err());
     }
 }

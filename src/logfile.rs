@@ -244,12 +244,23 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
     let zone = crate::localtime::system_zone();
     let log_zone = zone.clone().unwrap_or(TimeZone::UTC);
     builder.format(move |buf, record| {
-        let now = Timestamp::now().to_zoned(log_zone.clone());
+        let now = Timestamp::now();
+        let t = log_zone.to_datetime(now);
+        let offset = log_zone.to_offset(now).seconds();
+        let sign = if offset < 0 { '-' } else { '+' };
+        let offset = offset.unsigned_abs();
         // The pid is read per record: forked workers each log their own.
         writeln!(
             buf,
-            "[{}] [{}] [{}] {}",
-            now.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "[{:04}-{:02}-{:02} {:02}:{:02}:{:02} {sign}{:02}{:02}] [{}] [{}] {}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            offset / 3600,
+            offset % 3600 / 60,
             std::process::id(),
             level_name(record.level()),
             record.args()
