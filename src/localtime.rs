@@ -93,13 +93,21 @@ impl LocalZone {
                 return offset;
             }
         }
-        let offset = i64::try_from(unix_secs)
-            .ok()
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .map_or(0, |t| self.zone.to_offset(t).seconds());
+        let offset = offset_at(&self.zone, unix_secs);
         self.last.set(Some((unix_secs, offset)));
         offset
     }
+}
+
+/// Seconds east of UTC in `zone` at `unix_secs`. Only infallible jiff
+/// calls here: an `unwrap` inside jiff's civil-time conversions would link
+/// in the `Debug` code of all its error kinds (~70 KiB, resident in every
+/// process).
+pub fn offset_at(zone: &TimeZone, unix_secs: u64) -> i32 {
+    i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .map_or(0, |t| zone.to_offset(t).seconds())
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+
+use crate::http::date::civil_from_days;
 
 /// Largest write a pipe takes atomically (POSIX guarantees at least 512;
 /// Linux gives 4096), and that cannot block once poll reported room.
@@ -244,23 +246,24 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
     let zone = crate::localtime::system_zone();
     let log_zone = zone.clone().unwrap_or(TimeZone::UTC);
     builder.format(move |buf, record| {
-        let now = Timestamp::now();
-        let t = log_zone.to_datetime(now);
-        let offset = log_zone.to_offset(now).seconds();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let offset = crate::localtime::offset_at(&log_zone, now);
+        let local = now.saturating_add_signed(i64::from(offset));
+        let (year, month, day) = civil_from_days((local / 86_400) as i64);
+        let secs = local % 86_400;
         let sign = if offset < 0 { '-' } else { '+' };
-        let offset = offset.unsigned_abs();
+        let minutes = offset.unsigned_abs() / 60;
         // The pid is read per record: forked workers each log their own.
         writeln!(
             buf,
-            "[{:04}-{:02}-{:02} {:02}:{:02}:{:02} {sign}{:02}{:02}] [{}] [{}] {}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            offset / 3600,
-            offset % 3600 / 60,
+            "[{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} {sign}{:02}{:02}] [{}] [{}] {}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            minutes / 60,
+            minutes % 60,
             std::process::id(),
             level_name(record.level()),
             record.args()
