@@ -17,10 +17,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::app::{Request, ResponseHead};
-use crate::http::date::{civil_from_days, put_digits};
+use crate::http::date::put_digits;
 use crate::http::parse::Version;
 use crate::http::response::{framing, ResponseFraming};
 use crate::http::url;
+use crate::localtime::Clock;
 
 /// When a line is written: Unix seconds, and the local zone's offset from
 /// UTC then (seconds east), which `%(t)s` shows as gunicorn does.
@@ -520,32 +521,23 @@ fn clf_time(at: LineTime, out: &mut Vec<u8>) {
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
     ];
-    // Offsets are under a day (jiff keeps them within +-25:59:59).
-    let offset = at.utc_offset.clamp(-86_399, 86_399);
-    // Four-digit years, as in http::date: 9999-12-31T23:59:59 at most.
-    let local = at
-        .unix_secs
-        .saturating_add_signed(i64::from(offset))
-        .min(253_402_300_799);
-    let (year, month, day) = civil_from_days((local / 86_400) as i64);
-    let secs = local % 86_400;
+    let t = Clock::at(at.unix_secs, at.utc_offset);
     let mut b = *b"[dd/Mon/yyyy:hh:mm:ss +0000]";
-    put_digits(&mut b[1..3], u64::from(day));
+    put_digits(&mut b[1..3], u64::from(t.day));
     let month = MONTHS
-        .get((month as usize).wrapping_sub(1))
+        .get((t.month as usize).wrapping_sub(1))
         .copied()
         .unwrap_or(b"???");
     b[4..7].copy_from_slice(month);
-    put_digits(&mut b[8..12], year.unsigned_abs());
-    put_digits(&mut b[13..15], secs / 3600);
-    put_digits(&mut b[16..18], secs / 60 % 60);
-    put_digits(&mut b[19..21], secs % 60);
-    if offset < 0 {
+    put_digits(&mut b[8..12], t.year);
+    put_digits(&mut b[13..15], t.hour);
+    put_digits(&mut b[16..18], t.minute);
+    put_digits(&mut b[19..21], t.second);
+    if t.offset_sign == '-' {
         b[22] = b'-';
     }
-    let minutes = u64::from(offset.unsigned_abs()) / 60;
-    put_digits(&mut b[23..25], minutes / 60);
-    put_digits(&mut b[25..27], minutes % 60);
+    put_digits(&mut b[23..25], t.offset_hours);
+    put_digits(&mut b[25..27], t.offset_minutes);
     out.extend_from_slice(&b);
 }
 

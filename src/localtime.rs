@@ -13,11 +13,54 @@ use std::sync::OnceLock;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use crate::http::date::civil_from_days;
+
 #[derive(Debug)]
 pub struct LocalZone {
     zone: TimeZone,
     /// The last second looked up and its offset in seconds east of UTC.
     last: Cell<Option<(u64, i32)>>,
+}
+
+/// A moment as a local clock shows it, for the log formats to print.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub year: u64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+    /// '+' or '-', then the offset's hours and minutes.
+    pub offset_sign: char,
+    pub offset_hours: u64,
+    pub offset_minutes: u64,
+}
+
+impl Clock {
+    /// `unix_secs` on a clock `utc_offset` seconds east of UTC. Offsets
+    /// are kept under a day (jiff's are within +-25:59:59 anyway) and
+    /// years to four digits, 9999-12-31 23:59:59 at most.
+    pub fn at(unix_secs: u64, utc_offset: i32) -> Clock {
+        let offset = utc_offset.clamp(-86_399, 86_399);
+        let local = unix_secs
+            .saturating_add_signed(i64::from(offset))
+            .min(253_402_300_799);
+        let (year, month, day) = civil_from_days((local / 86_400) as i64);
+        let secs = local % 86_400;
+        let offset_minutes = u64::from(offset.unsigned_abs()) / 60;
+        Clock {
+            year: year.unsigned_abs(),
+            month,
+            day,
+            hour: secs / 3600,
+            minute: secs / 60 % 60,
+            second: secs % 60,
+            offset_sign: if offset < 0 { '-' } else { '+' },
+            offset_hours: offset_minutes / 60,
+            offset_minutes: offset_minutes % 60,
+        }
+    }
 }
 
 /// Where zone files are when `TZDIR` does not say, as for glibc.

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 
-use crate::http::date::civil_from_days;
+use crate::localtime::{self, Clock};
 
 /// Largest write a pipe takes atomically (POSIX guarantees at least 512;
 /// Linux gives 4096), and that cannot block once poll reported room.
@@ -243,27 +243,26 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
-    let zone = crate::localtime::system_zone();
+    let zone = localtime::system_zone();
     let log_zone = zone.clone().unwrap_or(TimeZone::UTC);
     builder.format(move |buf, record| {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let offset = crate::localtime::offset_at(&log_zone, now);
-        let local = now.saturating_add_signed(i64::from(offset));
-        let (year, month, day) = civil_from_days((local / 86_400) as i64);
-        let secs = local % 86_400;
-        let sign = if offset < 0 { '-' } else { '+' };
-        let minutes = offset.unsigned_abs() / 60;
+        let t = Clock::at(now, localtime::offset_at(&log_zone, now));
         // The pid is read per record: forked workers each log their own.
         writeln!(
             buf,
-            "[{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} {sign}{:02}{:02}] [{}] [{}] {}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            minutes / 60,
-            minutes % 60,
+            "[{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}{:02}{:02}] [{}] [{}] {}",
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.offset_sign,
+            t.offset_hours,
+            t.offset_minutes,
             std::process::id(),
             level_name(record.level()),
             record.args()
