@@ -11,12 +11,12 @@ use std::net::SocketAddr;
 use criterion::{BenchmarkId, Criterion};
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
-use rwsgi_lite::app::{App, Event, Local, Peer, Request, Response};
 use rwsgi_lite::http::chunked::write_chunk_size;
 use rwsgi_lite::http::parse::{HeadParser, Limits, Status};
 use rwsgi_lite::http::response::write_error;
 use rwsgi_lite::http::HttpError;
-use rwsgi_lite::spool::RequestBody;
+use rwsgi_lite::serve::app::{App, Event, Local, Peer, Request, Response};
+use rwsgi_lite::serve::spool::RequestBody;
 use rwsgi_lite::wsgi::environ::EnvironBuilder;
 use rwsgi_lite::wsgi::WsgiApp;
 
@@ -174,7 +174,7 @@ fn helpers(c: &mut Criterion) {
 }
 
 fn main() {
-    rwsgi_lite::python::initialize(None, &["bench".into()]).expect("start Python");
+    rwsgi_lite::wsgi::python::initialize(None, &["bench".into()]).expect("start Python");
     let mut c = Criterion::default().configure_from_args();
     let peer = Peer::Tcp(SocketAddr::from(([127, 0, 0, 1], 5555)));
     let local = Local::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000)));

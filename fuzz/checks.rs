@@ -19,15 +19,15 @@ use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
-use rwsgi_lite::app::{
-    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
-};
-use rwsgi_lite::conn::{Conn, Ctx, Progress, Stream};
 use rwsgi_lite::http::body::{self, BodyFraming};
 use rwsgi_lite::http::chunked::ChunkedDecoder;
 use rwsgi_lite::http::parse::{HeadParser, HeaderSpan, Limits, Span, Status, Version};
 use rwsgi_lite::http::url;
 use rwsgi_lite::http::HttpError;
+use rwsgi_lite::serve::app::{
+    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
+};
+use rwsgi_lite::serve::conn::{Conn, Ctx, Progress, Stream};
 
 /// Length of the configuration prefix of `split_equivalence` and `conn`
 /// inputs.

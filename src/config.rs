@@ -10,9 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::access_log;
-use crate::forwarded::TrustedProxies;
+use crate::http::forwarded::TrustedProxies;
 use crate::http::parse::Limits;
+use crate::logging::access_log;
 
 /// One address to listen on.
 #[derive(Clone, Debug, PartialEq, Eq)]

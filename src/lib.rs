@@ -1,29 +1,20 @@
 //! rwsgi-lite: a single-threaded WSGI (PEP 3333) server.
 //!
-//! `http` is the pure protocol layer, `conn` the per-connection state
-//! machine (generic over the stream and the application), `server` the mio
-//! event loop. Everything that touches Python lives behind the `python`
-//! feature in `python` (interpreter, app loading) and `wsgi` (environ,
-//! start_response, wsgi.input, driving the response iterable).
+//! The folders are the boundaries (docs/ARCHITECTURE.md):
+//! - `http`: pure HTTP/1.1 (parsing, framing, proxy headers); knows
+//!   neither mio nor Python, so it fuzzes and benches on its own.
+//! - `serve`: the event loop, the connection state machine, buffers and
+//!   listening sockets; the only user of mio, generic over the app.
+//! - `wsgi`: everything that touches Python (interpreter, environ,
+//!   start_response, driving the response), behind the `python` feature.
+//! - `supervise`: the master, its workers and the pid file.
+//! - `logging`: log files, the access-log format and batching, local time.
+//! - `config`: the command line, parsed into a `Config` (pure).
 
-pub mod access_log;
-pub mod app;
 pub mod config;
-pub mod conn;
-pub mod forwarded;
 pub mod http;
-pub mod inbuf;
-pub mod listen;
-pub mod localtime;
-pub mod logbuf;
-pub mod logfile;
-pub mod master;
-pub mod outbuf;
-pub mod pidfile;
-#[cfg(feature = "python")]
-pub mod python;
-pub mod server;
-pub mod spool;
-pub mod worker;
+pub mod logging;
+pub mod serve;
+pub mod supervise;
 #[cfg(feature = "python")]
 pub mod wsgi;

@@ -10,19 +10,19 @@ use std::path::Path;
 
 use nix::unistd::ForkResult;
 
-use rwsgi_lite::access_log::Format;
-use rwsgi_lite::app::ConnSettings;
 use rwsgi_lite::config::{self, AccessLogTarget, BindAddr, Command, Config};
-use rwsgi_lite::listen::{self, Listeners};
-use rwsgi_lite::localtime::LocalZone;
-use rwsgi_lite::logbuf::LogBuffer;
-use rwsgi_lite::logfile::{self, LogFile};
-use rwsgi_lite::master::{self, MasterSettings, Spawner, WorkerEnv};
-use rwsgi_lite::pidfile::PidFile;
-use rwsgi_lite::python::{self, LoadError};
-use rwsgi_lite::server::{startup_signals, Server, ServerSettings};
-use rwsgi_lite::worker::{request_budget, Heartbeat, Supervised};
+use rwsgi_lite::logging::access_log::Format;
+use rwsgi_lite::logging::localtime::LocalZone;
+use rwsgi_lite::logging::logbuf::LogBuffer;
+use rwsgi_lite::logging::logfile::{self, LogFile};
+use rwsgi_lite::serve::app::ConnSettings;
+use rwsgi_lite::serve::event_loop::{startup_signals, Server, ServerSettings};
+use rwsgi_lite::serve::listen::{self, Listeners};
+use rwsgi_lite::supervise::master::{self, MasterSettings, Spawner, WorkerEnv};
+use rwsgi_lite::supervise::pidfile::PidFile;
+use rwsgi_lite::supervise::worker::{request_budget, Heartbeat, Supervised};
 use rwsgi_lite::wsgi::access::AccessLog;
+use rwsgi_lite::wsgi::python::{self, LoadError};
 use rwsgi_lite::wsgi::{format_exception, WsgiApp};
 
 fn main() -> ExitCode {

@@ -1,5 +1,5 @@
 //! Pure HTTP/1.1: request-head parsing, body framing, chunked coding,
-//! response heads, dates and URL decoding.
+//! response heads, dates, URL decoding and the proxy headers we trust.
 //!
 //! Nothing here knows pyo3 or mio, and nothing allocates while parsing, so the
 //! whole module builds with `--no-default-features` and is what the fuzz
@@ -10,6 +10,7 @@ pub mod chars;
 pub mod chunked;
 pub mod date;
 pub mod error;
+pub mod forwarded;
 pub mod parse;
 pub mod response;
 pub mod url;

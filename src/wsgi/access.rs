@@ -11,10 +11,10 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::access_log::{Entry, Format, LineTime};
-use crate::app::{Request, ResponseHead};
-use crate::localtime::LocalZone;
-use crate::logbuf::LogBuffer;
+use crate::logging::access_log::{Entry, Format, LineTime};
+use crate::logging::localtime::LocalZone;
+use crate::logging::logbuf::LogBuffer;
+use crate::serve::app::{Request, ResponseHead};
 
 /// The parsed format and where its lines go.
 #[derive(Debug)]

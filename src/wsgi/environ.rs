@@ -3,7 +3,7 @@
 //! objects are cached by header name, so a typical request creates no key
 //! strings at all. From a trusted proxy, X-Forwarded-For and
 //! X-Forwarded-Proto then replace REMOTE_ADDR and wsgi.url_scheme
-//! (`crate::forwarded` decides how).
+//! (`crate::http::forwarded` decides how).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,11 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use rustc_hash::FxHashMap;
 
-use crate::app::{Local, Peer, Request};
-use crate::forwarded::{self, Scheme, TrustedProxies};
+use crate::http::forwarded::{self, Scheme, TrustedProxies};
 use crate::http::parse::Version;
 use crate::http::url;
-use crate::spool::RequestBody;
+use crate::serve::app::{Local, Peer, Request};
+use crate::serve::spool::RequestBody;
 use crate::wsgi::input::WsgiInput;
 use crate::wsgi::latin1;
 
@@ -72,7 +72,7 @@ impl<'py> EnvironBuilder<'py> {
         base.set_item(interned(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
         base.set_item(interned(py, "wsgi.url_scheme"), "http")?;
         // Where the error log goes: its file, or stderr.
-        match crate::logfile::error_logfile() {
+        match crate::logging::logfile::error_logfile() {
             Some(file) => base.set_item(
                 interned(py, "wsgi.errors"),
                 Bound::new(py, crate::wsgi::errors::ErrorStream::new(file))?,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
-use crate::logfile::LogFile;
+use crate::logging::logfile::LogFile;
 
 #[pyclass(module = "rwsgi_lite", name = "ErrorStream")]
 pub struct ErrorStream {

@@ -15,7 +15,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::app::FileBody;
+use crate::serve::app::FileBody;
 
 /// The block size PEP 3333's example and wsgiref use.
 const DEFAULT_BLOCK_SIZE: usize = 8192;

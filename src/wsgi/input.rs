@@ -10,7 +10,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::spool::RequestBody;
+use crate::serve::spool::RequestBody;
 
 enum Source {
     /// A body that was small enough to stay in memory, as one bytes

@@ -1,4 +1,4 @@
-//! The WSGI (PEP 3333) adapter: implements [`crate::app::App`] for a Python
+//! The WSGI (PEP 3333) adapter: implements [`crate::serve::app::App`] for a Python
 //! callable. No sockets here: a request comes in as spans plus a body, the
 //! response goes out as events.
 
@@ -7,6 +7,7 @@ pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
 pub mod input;
+pub mod python;
 pub mod response;
 pub mod start_response;
 
@@ -15,9 +16,9 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::app::{App, AppFailure, Request};
-use crate::forwarded::TrustedProxies;
-use crate::spool::RequestBody;
+use crate::http::forwarded::TrustedProxies;
+use crate::serve::app::{App, AppFailure, Request};
+use crate::serve::spool::RequestBody;
 use access::{AccessLog, AccessRecord};
 use environ::EnvironBuilder;
 use response::WsgiResponse;
@@ -137,7 +138,7 @@ impl<'py> App for WsgiApp<'py> {
     }
 
     fn after_wake(&mut self) -> bool {
-        crate::python::run_signal_handlers(self.py)
+        crate::wsgi::python::run_signal_handlers(self.py)
     }
 }
 

@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
 
-use crate::app::{AppFailure, Event, Response};
+use crate::serve::app::{AppFailure, Event, Response};
 use crate::wsgi::access::AccessRecord;
 use crate::wsgi::file_wrapper::{FileSource, FileWrapper};
 use crate::wsgi::start_response::Starter;
@@ -265,7 +265,7 @@ impl<'py> Response for WsgiResponse<'py> {
         }
     }
 
-    fn recycle_head(&mut self, head: crate::app::ResponseHead) {
+    fn recycle_head(&mut self, head: crate::serve::app::ResponseHead) {
         if let Ok(mut start) = self.start.try_borrow_mut() {
             start.recycle_head(head);
         }

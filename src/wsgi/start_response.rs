@@ -21,8 +21,8 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::app::ResponseHead;
 use crate::http::chars::is_tchar;
+use crate::serve::app::ResponseHead;
 
 // Not `unsendable`: an app may call start_response and write() from a
 // thread of its own (while the server's thread waits for it).

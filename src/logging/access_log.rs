@@ -16,12 +16,12 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::app::{Request, ResponseHead};
 use crate::http::date::put_digits;
 use crate::http::parse::Version;
 use crate::http::response::{framing, ResponseFraming};
 use crate::http::url;
-use crate::localtime::Clock;
+use crate::logging::localtime::Clock;
+use crate::serve::app::{Request, ResponseHead};
 
 /// When a line is written: Unix seconds, and the local zone's offset from
 /// UTC then (seconds east), which `%(t)s` shows as gunicorn does.
@@ -610,9 +610,9 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{Local, Peer};
     use crate::http::parse::{HeadParser, Limits, Status};
-    use crate::spool::RequestBody;
+    use crate::serve::app::{Local, Peer};
+    use crate::serve::spool::RequestBody;
 
     /// Parses a raw head and captures it with `format`.
     fn capture(format: &Format, raw: &[u8], remote: Option<&str>) -> Entry {

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::app::Local;
 use crate::config::BindAddr;
+use crate::serve::app::Local;
 
 /// A listening socket ready for a poll loop.
 pub enum ListenSocket {

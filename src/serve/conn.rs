@@ -13,15 +13,17 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::app::{App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response};
 use crate::http::body::{self, BodyFraming, RequestInfo};
 use crate::http::chunked::{self, ChunkedDecoder};
 use crate::http::parse::{HeadParser, Status, Version};
 use crate::http::response::{self, ResponseFraming};
 use crate::http::HttpError;
-use crate::inbuf::InBuf;
-use crate::outbuf::OutQueue;
-use crate::spool::{RequestBody, Spool, SPOOL_THRESHOLD};
+use crate::serve::app::{
+    App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response,
+};
+use crate::serve::inbuf::InBuf;
+use crate::serve::outbuf::OutQueue;
+use crate::serve::spool::{RequestBody, Spool, SPOOL_THRESHOLD};
 
 /// A byte stream that can also half-close (send FIN but keep reading).
 pub trait Stream: Read + Write {
@@ -1097,7 +1099,7 @@ impl<S, R: Response> Drop for Conn<S, R> {
 /// ones the server owns (Server, Date, framing, connection).
 fn write_head(
     out: &mut Vec<u8>,
-    head: &crate::app::ResponseHead,
+    head: &crate::serve::app::ResponseHead,
     framing: ResponseFraming,
     content_length: Option<u64>,
     keep_alive: bool,

@@ -9,10 +9,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{Conn, Ctx, Progress, State, Stream, DRAIN_FRESH_GRACE, FILE_BUDGET, INITIAL_INBUF};
-use crate::app::{
+use crate::http::parse::Version;
+use crate::serve::app::{
     App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response, ResponseHead,
 };
-use crate::http::parse::Version;
 
 const DATE: &[u8] = b"Tue, 24 Nov 2026 09:00:00 GMT";
 const DATE_STR: &str = "Tue, 24 Nov 2026 09:00:00 GMT";

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 
-use crate::localtime::{self, Clock};
+use crate::logging::localtime::{self, Clock};
 
 /// Largest write a pipe takes atomically (POSIX guarantees at least 512;
 /// Linux gives 4096), and that cannot block once poll reported room.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::parse::{HeaderSpan, Version};
-use crate::spool::RequestBody;
+use crate::serve::spool::RequestBody;
 
 /// Who is on the other end of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,10 +16,10 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SI
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::app::{App, ConnSettings, Local, Peer};
-use crate::conn::{Conn, Ctx, Progress, Stream};
 use crate::http::date::DateCache;
-use crate::listen::ListenSocket;
+use crate::serve::app::{App, ConnSettings, Local, Peer};
+use crate::serve::conn::{Conn, Ctx, Progress, Stream};
+use crate::serve::listen::ListenSocket;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Listener i has token `LISTENER_BASE - i`; connections use their slab key.
@@ -158,7 +158,7 @@ impl Stream for Socket {
                 _ => return Err(err),
             }
         }
-        crate::conn::copy_file_block(self, file, offset, len)
+        crate::serve::conn::copy_file_block(self, file, offset, len)
     }
 }
 
@@ -274,7 +274,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Takes over listening sockets (from [`crate::listen`]). Nothing is
+    /// Takes over listening sockets (from [`crate::serve::listen`]). Nothing is
     /// accepted until [`Server::run`].
     pub fn new(
         sockets: Vec<(ListenSocket, Local)>,
@@ -510,7 +510,7 @@ impl Server {
 
     /// Writes the responses that connections left queued this turn
     /// (`Progress::Flush`), back to back, before the loop sleeps.
-    fn flush_deferred<R: crate::app::Response>(
+    fn flush_deferred<R: crate::serve::app::Response>(
         &self,
         conns: &mut Slab<Conn<Socket, R>>,
         ready: &mut VecDeque<usize>,
@@ -645,7 +645,7 @@ impl Server {
     /// Stops accepting and closes idle connections; busy ones finish their
     /// current response, and those just accepted get their first request
     /// served (see `Conn::on_drain`).
-    fn begin_drain<R: crate::app::Response>(
+    fn begin_drain<R: crate::serve::app::Response>(
         &mut self,
         conns: &mut Slab<Conn<Socket, R>>,
         now: Instant,
@@ -670,7 +670,7 @@ impl Server {
     }
 
     /// Acts on what a connection's `drive` returned.
-    fn settle<R: crate::app::Response>(
+    fn settle<R: crate::serve::app::Response>(
         &self,
         key: usize,
         progress: Progress,

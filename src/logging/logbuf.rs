@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::logfile::LogFile;
+use crate::logging::logfile::LogFile;
 
 /// Held bytes that trigger a write without waiting for the loop to idle.
 pub const FLUSH_AT: usize = 8 * 1024;
@@ -153,7 +153,7 @@ mod tests {
     }
 
     fn pipe_buffer() -> (File, LogBuffer) {
-        let (r, w) = crate::logfile::tests::pipe();
+        let (r, w) = crate::logging::logfile::tests::pipe();
         (r, LogBuffer::new(LogFile::from_file_for_tests(w)))
     }
 

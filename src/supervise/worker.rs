@@ -12,7 +12,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::{App, AppFailure, Request};
+use crate::serve::app::{App, AppFailure, Request};
 
 /// The loop wakes at least every 500 ms; one beat a second is plenty for a
 /// timeout counted in seconds and costs one syscall per second.
