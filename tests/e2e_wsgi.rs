@@ -311,6 +311,59 @@ fn write_callable() {
 }
 
 #[test]
+fn one_item_list_or_tuple_gets_a_content_length() {
+    let s = Server::start("testapp:app");
+    let mut c = s.connect();
+    for kind in ["list", "tuple"] {
+        c.send(format!("GET /one_item?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{}", r.raw_str());
+        assert_eq!(
+            r.header("content-length"),
+            Some("8"),
+            "{kind}: {}",
+            r.raw_str()
+        );
+        assert_eq!(
+            r.header("transfer-encoding"),
+            None,
+            "{kind}: {}",
+            r.raw_str()
+        );
+        assert_eq!(r.body_str(), "one item");
+    }
+    // HEAD says the length a GET would get, without the body.
+    c.send(b"HEAD /one_item HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_head_response();
+    assert_eq!(r.header("content-length"), Some("8"), "{}", r.raw_str());
+    // An empty item is a zero length, not a chunked end.
+    c.send(b"GET /one_item?kind=empty HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.header("content-length"), Some("0"), "{}", r.raw_str());
+    // Two items: the length is not known up front, so HTTP/1.1 chunks.
+    c.send(b"GET /one_item?kind=two HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(
+        r.header("transfer-encoding"),
+        Some("chunked"),
+        "{}",
+        r.raw_str()
+    );
+    assert_eq!(r.body_str(), "one item");
+    // HTTP/1.0 with keep-alive: the length lets the connection stay open.
+    let mut c = s.connect();
+    c.send(b"GET /one_item HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.header("content-length"), Some("8"), "{}", r.raw_str());
+    assert_eq!(
+        r.header("connection"),
+        Some("keep-alive"),
+        "{}",
+        r.raw_str()
+    );
+}
+
+#[test]
 fn wsgi_errors_goes_to_the_log() {
     let s = Server::start("testapp:app");
     assert_eq!(s.get("/errors").status, 200);

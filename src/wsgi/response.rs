@@ -26,6 +26,8 @@ pub struct WsgiResponse<'py> {
     /// The whole body when the app returned a one-item list (the common
     /// case): no iterator is needed.
     single: Option<Bound<'py, PyAny>>,
+    /// The size of `single` when it is bytes.
+    single_len: Option<u64>,
     iter: Option<Bound<'py, PyIterator>>,
     /// A body item pulled before the head went out.
     pending: Option<Bound<'py, PyBytes>>,
@@ -55,6 +57,7 @@ impl<'py> WsgiResponse<'py> {
             start,
             environ,
             single: None,
+            single_len: None,
             iter: None,
             pending: None,
             file: None,
@@ -65,13 +68,11 @@ impl<'py> WsgiResponse<'py> {
             failed: false,
             access,
         };
-        let list_of_one = response
-            .result
-            .cast::<PyList>()
-            .ok()
-            .filter(|l| l.len() == 1)
-            .and_then(|l| l.get_item(0).ok());
-        if let Some(item) = list_of_one {
+        if let Some(item) = one_item(&response.result) {
+            response.single_len = item
+                .cast::<PyBytes>()
+                .ok()
+                .map(|b| b.as_bytes().len() as u64);
             response.single = Some(item);
             return Ok(response);
         }
@@ -121,6 +122,12 @@ impl<'py> WsgiResponse<'py> {
             if head.content_length.is_none() && start.writes.is_empty() {
                 head.body_length = Some(source.available);
             }
+        }
+        // A one-item list or tuple of bytes is the whole body: say its
+        // length (as waitress does) rather than chunk it. PEP 3333 allows
+        // the server to add Content-Length when it knows the length.
+        if head.content_length.is_none() && start.writes.is_empty() {
+            head.body_length = head.body_length.or(self.single_len);
         }
         if let Some(record) = &mut self.access {
             record.head(&head);
@@ -291,6 +298,16 @@ impl<'py> Response for WsgiResponse<'py> {
         self.close_iterable();
         self.finish_access();
     }
+}
+
+/// The only item of an exact list or tuple of length one: the whole body,
+/// known without iterating.
+fn one_item<'py>(result: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    if let Ok(list) = result.cast_exact::<PyList>() {
+        return (list.len() == 1).then(|| list.get_item(0).ok()).flatten();
+    }
+    let tuple = result.cast_exact::<PyTuple>().ok()?;
+    (tuple.len() == 1).then(|| tuple.get_item(0).ok()).flatten()
 }
 
 impl WsgiResponse<'_> {

@@ -154,6 +154,17 @@ def app(environ, start_response):
         write(b"from ")
         return [b"write", b"()"]
 
+    if path == "/one_item":
+        # No Content-Length: the server knows it from the one item.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        kind = q.get("kind", "list")
+        body = b"" if kind == "empty" else b"one item"
+        if kind == "tuple":
+            return (body,)
+        if kind == "two":
+            return [body[:3], body[3:]]
+        return [body]
+
     if path == "/write_cl":
         write = start_response(
             "200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")]
