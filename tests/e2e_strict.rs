@@ -546,6 +546,60 @@ fn request_line_errors_are_400() {
 
 /// Sends one request with `Connection: close` semantics; expects a 200 from
 /// the app whose body contains every one of `needles`.
+/// RFC 9112 3.2: a Host (or an absolute-form authority) that is not
+/// `uri-host [ ":" port ]` is a 400; apps build URLs from it.
+#[test]
+fn invalid_host_is_400() {
+    let mut cases: Vec<(&str, Vec<u8>, u16)> = [
+        "user@localhost",
+        "localhost/path",
+        "a b",
+        "localhost, other",
+        "[::1",
+        "h:abc",
+        "h:99999",
+        "h?x",
+        "h#x",
+        "[::1]x",
+        "[nope]",
+        ":80",
+        "a%zz",
+    ]
+    .iter()
+    .map(|h| ("Host", get_with(format!("Host: {h}\r\n").as_bytes()), 400))
+    .collect();
+    for target in [
+        "http://h:99999/count",
+        "http://h:abc/count",
+        "http://[::1/count",
+        "http://u@a%zz/count",
+        "http://a,b c/count",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        cases.push(("absolute-form authority", req.into_bytes(), 400));
+    }
+    run_rejections(&cases);
+}
+
+/// CONNECT asks for a tunnel, which a WSGI app cannot give: 501 and a
+/// close without calling the app, so no 2xx can put the connection out of
+/// HTTP (RFC 9110 9.3.6).
+#[test]
+fn connect_is_501_without_calling_the_app() {
+    run_rejections(&[
+        (
+            "CONNECT",
+            b("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+            501,
+        ),
+        (
+            "CONNECT with a body length",
+            b("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\nContent-Length: 5\r\n\r\nhello"),
+            501,
+        ),
+    ]);
+}
+
 fn check_accepted(s: &Server, req: &[u8], needles: &[&str]) -> Result<(), String> {
     let before = hardening_count(s);
     let mut c = s.connect();
@@ -603,6 +657,26 @@ fn lenient_but_unambiguous_forms_are_accepted() {
             "OPTIONS *",
             b("OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
             vec!["method=OPTIONS "],
+        ),
+        (
+            "empty Host",
+            b("GET /eh HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n"),
+            vec!["path=/eh ", "host=|"],
+        ),
+        (
+            "IPv6 Host with a port",
+            b("GET /v6 HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n"),
+            vec!["host=[::1]:8080|"],
+        ),
+        (
+            "Host with sub-delims and an empty port",
+            b("GET /sd HTTP/1.1\r\nHost: 0.0.0.0=5000:\r\nConnection: close\r\n\r\n"),
+            vec!["host=0.0.0.0=5000:|"],
+        ),
+        (
+            "absolute-form with userinfo (corpus: accepted, as gunicorn does)",
+            b("GET http://u:p@example.com:8080/ui HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n"),
+            vec!["path=/ui "],
         ),
         (
             "HTAB and obs-text in a value",

@@ -2,6 +2,7 @@
 //! 9.3): decides from a parsed head how the body is delimited, whether the
 //! connection persists, and whether the client waits for `100 Continue`.
 
+use super::authority;
 use super::chars::{is_token, trim_ows};
 use super::parse::{HeaderSpan, Span, Version};
 use super::HttpError;
@@ -25,6 +26,19 @@ pub struct RequestInfo {
     pub keep_alive: bool,
     /// HTTP/1.1 request with `Expect: 100-continue` (case-insensitive).
     pub expect_continue: bool,
+}
+
+/// Whether a WSGI app can be given a request with this method. CONNECT
+/// asks for a tunnel (RFC 9110 9.3.6), which a WSGI app cannot provide: a
+/// 2xx would have to switch the connection out of HTTP, so it is answered
+/// 501 without calling the app (as waitress and gunicorn's sync worker
+/// cannot tunnel either). The parser still accepts it: the request is
+/// well-formed, the server just does not implement it.
+pub fn check_method(method: &[u8]) -> Result<(), HttpError> {
+    if method == b"CONNECT" {
+        return Err(HttpError::NotImplemented);
+    }
+    Ok(())
 }
 
 /// Validates the framing headers of a parsed head (`buf` is the buffer the
@@ -79,6 +93,9 @@ pub fn analyze(
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            if !authority::is_valid_host_field(value) {
+                return Err(HttpError::BadRequest("invalid Host"));
+            }
         } else if name.eq_ignore_ascii_case(b"connection") {
             for opt in list_elements(value) {
                 if opt.eq_ignore_ascii_case(b"close") {
@@ -301,6 +318,15 @@ mod tests {
         is_400(v11("Transfer-Encoding: identity\r\nContent-Length: 5\r\n"));
         is_400(v10("Transfer-Encoding: chunked\r\n"));
         is_400(v10("Transfer-Encoding: gzip, chunked\r\n"));
+    }
+
+    #[test]
+    fn connect_is_not_implemented() {
+        assert_eq!(check_method(b"CONNECT"), Err(HttpError::NotImplemented));
+        assert_eq!(check_method(b"GET"), Ok(()));
+        // Methods are case-sensitive: "connect" is an unknown extension
+        // method the app may answer.
+        assert_eq!(check_method(b"connect"), Ok(()));
     }
 
     #[test]

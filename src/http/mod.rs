@@ -5,6 +5,7 @@
 //! whole module builds with `--no-default-features` and is what the fuzz
 //! targets, parser benches and corpus tests exercise.
 
+pub mod authority;
 pub mod body;
 pub mod chars;
 pub mod chunked;

@@ -16,6 +16,7 @@
 
 use memchr::memchr;
 
+use super::authority;
 use super::chars::{field_value_end, is_ows, target_end, token_end};
 use super::HttpError;
 
@@ -605,7 +606,7 @@ fn check_target_form(method: &[u8], target: &[u8]) -> Result<(), HttpError> {
         };
     }
     if method == b"CONNECT" {
-        return if is_authority_form(target) {
+        return if authority::is_host_and_port(target) {
             Ok(())
         } else {
             Err(bad("CONNECT without authority-form target"))
@@ -618,42 +619,11 @@ fn check_target_form(method: &[u8], target: &[u8]) -> Result<(), HttpError> {
     }
 }
 
-/// `host:port` with a non-empty host and a numeric port, nothing else.
-fn is_authority_form(t: &[u8]) -> bool {
-    if t.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@')) {
-        return false;
-    }
-    match t.iter().rposition(|&b| b == b':') {
-        Some(colon) => {
-            let host = t.get(..colon).unwrap_or(&[]);
-            let port = t.get(colon + 1..).unwrap_or(&[]);
-            !port.is_empty() && port.iter().all(u8::is_ascii_digit) && is_host(host)
-        }
-        None => false,
-    }
-}
-
-/// A reg-name/IPv4 host (no brackets) or a bracketed IP-literal; the
-/// characters themselves were already limited to visible ASCII.
-fn is_host(h: &[u8]) -> bool {
-    match h.first() {
-        None => false,
-        Some(b'[') => {
-            h.len() > 2
-                && h.last() == Some(&b']')
-                && !h
-                    .get(1..h.len() - 1)
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|&b| b == b'[' || b == b']')
-        }
-        Some(_) => !h.iter().any(|&b| b == b'[' || b == b']'),
-    }
-}
-
 /// `scheme "://" authority` followed by nothing, a path or a query (RFC
 /// 9110 section 4.2.1: an http(s) URI with an empty host is invalid, and we
-/// apply that to every scheme).
+/// apply that to every scheme). Userinfo is skipped (RFC 9110 4.2.4 leaves
+/// rejecting it to the server; gunicorn and the corpus accept it); the host
+/// and port are checked as a Host field's are.
 fn is_absolute_form(t: &[u8]) -> bool {
     let Some(colon) = memchr(b':', t) else {
         return false;
@@ -678,29 +648,7 @@ fn is_absolute_form(t: &[u8]) -> bool {
         Some(at) => authority.get(at + 1..).unwrap_or(&[]),
         None => authority,
     };
-    let (host, port) = if hostport.first() == Some(&b'[') {
-        match memchr(b']', hostport) {
-            Some(close) => (
-                hostport.get(..=close).unwrap_or(&[]),
-                hostport.get(close + 1..).unwrap_or(&[]),
-            ),
-            None => return false,
-        }
-    } else {
-        match memchr(b':', hostport) {
-            Some(c) => (
-                hostport.get(..c).unwrap_or(&[]),
-                hostport.get(c..).unwrap_or(&[]),
-            ),
-            None => (hostport, &[][..]),
-        }
-    };
-    let port_ok = match port.split_first() {
-        None => true,
-        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
-    };
-    is_host(host) && port_ok
+    authority::is_host_port(hostport)
 }
 
 #[cfg(test)]

@@ -553,11 +553,10 @@ impl<S: Stream, R: Response> Conn<S, R> {
         app: &mut A,
         ctx: &Ctx<'_>,
     ) -> Step {
-        let info = match body::analyze(
-            self.inbuf.bytes(),
-            self.parser.version(),
-            self.parser.headers(),
-        ) {
+        let buf = self.inbuf.bytes();
+        let checked = body::check_method(self.parser.method().get(buf))
+            .and_then(|()| body::analyze(buf, self.parser.version(), self.parser.headers()));
+        let info = match checked {
             Ok(info) => info,
             Err(e) => {
                 self.fail(e, ctx);

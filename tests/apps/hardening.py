@@ -142,11 +142,12 @@ def app(environ, start_response):
         return _ok(start_response, b"no such response\n", status="404 Not Found")
 
     body = environ["wsgi.input"].read()
-    text = "count=%d method=%s path=%s query=%s body=%d" % (
+    text = "count=%d method=%s path=%s query=%s body=%d host=%s|" % (
         COUNT,
         method,
         path,
         environ.get("QUERY_STRING", ""),
         len(body),
+        environ.get("HTTP_HOST", "<none>"),
     )
     return _ok(start_response, text.encode("latin-1", "replace"))
