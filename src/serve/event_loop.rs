@@ -4,9 +4,12 @@
 //! keyed by token) and a signal pipe. Connections are edge-triggered and
 //! driven until they would block; deadlines (keep-alive idle, head timeout)
 //! are checked once per tick. SIGTERM/SIGINT start a graceful drain.
+//! `Server` holds the bound sockets until `run`, which hands them to an
+//! `EventLoop`: its `run` is the outline of one turn, each step a method.
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -267,10 +270,6 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     settings: ServerSettings,
-    /// When EMFILE was last logged.
-    emfile_logged: std::cell::Cell<Option<Instant>>,
-    /// Connections with responses queued for the end of this turn.
-    deferred: std::cell::RefCell<Vec<usize>>,
 }
 
 impl Server {
@@ -298,16 +297,53 @@ impl Server {
             poll,
             listeners,
             settings,
-            emfile_logged: std::cell::Cell::new(None),
-            deferred: std::cell::RefCell::new(Vec::with_capacity(1024)),
         })
     }
 
     /// Serves until SIGTERM/SIGINT (then drains) or until the app asks to
     /// stop from a signal handler.
-    pub fn run<A: App>(mut self, app: &mut A) -> io::Result<()> {
-        let registry = self.poll.registry();
-        for (i, l) in self.listeners.iter_mut().enumerate() {
+    pub fn run<A: App>(self, app: &mut A) -> io::Result<()> {
+        EventLoop::start(self, app)?.run()
+    }
+}
+
+/// The running server: what one turn of the loop reads and changes.
+///
+/// Fields drop in declaration order: the connections (whose iterables'
+/// `close()` may run app code) go first, while the signal handlers are
+/// still registered and the listeners still open.
+struct EventLoop<'a, A: App> {
+    app: &'a mut A,
+    conns: Slab<Conn<Socket, A::Response>>,
+    /// Connections that yielded with work left (a streaming iterable).
+    ready: VecDeque<usize>,
+    /// The ready queue's turn was skipped last time (see `run_ready`).
+    passed_over: bool,
+    /// Connections with responses queued for the end of this turn.
+    deferred: Vec<usize>,
+    conn_settings: Rc<ConnSettings>,
+    signals: Signals,
+    poll: Poll,
+    listeners: Vec<Listener>,
+    settings: ServerSettings,
+    accepting: Accepting,
+    draining_since: Option<Instant>,
+    next_tick: Instant,
+    /// When EMFILE was last logged.
+    emfile_logged: Option<Instant>,
+}
+
+impl<'a, A: App> EventLoop<'a, A> {
+    /// Registers the listeners and the signal pipe, then lets the signals
+    /// held back during the start through.
+    fn start(server: Server, app: &'a mut A) -> io::Result<Self> {
+        let Server {
+            poll,
+            mut listeners,
+            settings,
+        } = server;
+        let registry = poll.registry();
+        for (i, l) in listeners.iter_mut().enumerate() {
             registry.register(l.source(), Token(LISTENER_BASE - i), Interest::READABLE)?;
         }
         let mut signals =
@@ -317,312 +353,309 @@ impl Server {
         // process with all of `startup_signals` (main.rs): handled from
         // here on, and any that arrived during the start is delivered now.
         startup_signals().thread_unblock()?;
+        Ok(EventLoop {
+            poll,
+            signals,
+            listeners,
+            conn_settings: Rc::new(settings.conn.clone()),
+            settings,
+            app,
+            conns: Slab::with_capacity(1024),
+            ready: VecDeque::new(),
+            passed_over: false,
+            deferred: Vec::with_capacity(1024),
+            accepting: Accepting::Open,
+            draining_since: None,
+            next_tick: Instant::now() + TICK,
+            emfile_logged: None,
+        })
+    }
 
-        let conn_settings = Rc::new(self.settings.conn.clone());
-        let mut conns: Slab<Conn<Socket, A::Response>> = Slab::with_capacity(1024);
+    /// One turn per wake-up, until a drain ends or a signal says exit now.
+    fn run(mut self) -> io::Result<()> {
+        // Locals, not fields: the methods below borrow `self` mutably while
+        // the turn's events and its `Ctx` (which borrows the date) are read.
         let mut events = Events::with_capacity(1024);
         let mut dates = DateCache::new();
-        let mut draining_since: Option<Instant> = None;
-        let mut accepting = Accepting::Open;
-        let mut next_tick = Instant::now() + TICK;
-        // Connections that yielded with work left (a streaming iterable).
-        let mut ready: VecDeque<usize> = VecDeque::new();
-        // The ready queue's turn was skipped last time (see below).
-        let mut passed_over = false;
-
         loop {
+            self.wait(&mut events)?;
             let now = Instant::now();
-            let more = accepting == Accepting::More && draining_since.is_none();
-            let timeout = if ready.is_empty() && !more {
-                next_tick.saturating_duration_since(now)
-            } else {
-                Duration::ZERO
-            };
-            let poll = &mut self.poll;
-            let events_ref = &mut events;
-            let result = app.idle(move || poll.poll(events_ref, Some(timeout)));
-            if let Err(e) = result {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+            if self.read_signals(&events, now).is_break() {
+                return Ok(());
             }
-            let now = Instant::now();
-            let mut stop = app.after_wake() || !app.wants_connections();
-            let mut ctx = Ctx {
+            let ctx = Ctx {
                 now,
                 date: dates.now(),
-                draining: draining_since.is_some(),
+                draining: self.draining_since.is_some(),
                 defer_writes: true,
             };
-
-            // Signals first: signal-hook reports a signal once however often
-            // it arrived since the last read, so reading it before running
-            // app code keeps a second SIGINT from merging into the first.
-            if events.iter().any(|e| e.token() == SIGNAL_TOKEN) {
-                for signal in signals.pending() {
-                    log::debug!("received signal {signal}");
-                    match signal {
-                        SIGINT if draining_since.is_some() => {
-                            log::info!("second SIGINT: exiting now");
-                            return Ok(());
-                        }
-                        SIGQUIT => {
-                            log::info!("SIGQUIT: exiting now");
-                            return Ok(());
-                        }
-                        SIGTERM | SIGINT => stop = true,
-                        SIGUSR1 => (self.settings.reopen_logs)(),
-                        // Their default actions (terminate, stop the
-                        // process) would surprise anyone used to sending
-                        // them to a gunicorn master.
-                        _ if self.settings.worker => {}
-                        _ => log::warn!(
-                            "signal {signal} ignored: reloading and resizing need workers \
-                             (-w 2 or more, --max-requests, --timeout or --reload)"
-                        ),
-                    }
-                }
-            }
-            // `stop` also comes from a Python signal handler that raised.
-            if stop && draining_since.is_none() {
-                draining_since = Some(now);
-                ctx.draining = true;
-                self.begin_drain(&mut conns, now);
-            }
-
             // The next batch of clients left queued last turn.
-            if accepting == Accepting::More && draining_since.is_none() {
-                accepting =
-                    self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
+            if self.accepting == Accepting::More {
+                self.accept_everywhere(&ctx);
             }
-
             for event in events.iter() {
-                match event.token() {
-                    SIGNAL_TOKEN => {}
-                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
-                        if accepting == Accepting::Open && draining_since.is_none() {
-                            let i = LISTENER_BASE - t;
-                            accepting = self.accept_all(
-                                i,
-                                &mut conns,
-                                &mut ready,
-                                &conn_settings,
-                                app,
-                                &ctx,
-                            );
-                        }
-                    }
-                    Token(key) => {
-                        if let Some(conn) = conns.get_mut(key) {
-                            if event.is_read_closed() {
-                                conn.on_peer_closed();
-                            }
-                            let progress = conn.drive(app, &ctx);
-                            self.settle(key, progress, &mut conns, &mut ready);
-                        }
-                    }
-                }
+                self.handle_event(event, &ctx);
             }
-
-            // A turn for the connections that yielded (streaming responses),
-            // in order, while this wake-up is under its time budget; those
-            // that yield again wait for the next turn. When the events alone
-            // used the budget, the turn waits for the next poll (once: a
-            // connection passed over is served next time whatever the load),
-            // so signals and new events are looked at between two long
-            // stretches of app code.
-            let skip = ctx.now.elapsed() > TURN_BUDGET && !passed_over;
-            passed_over = skip && !ready.is_empty();
-            let turns = if skip { 0 } else { ready.len() };
-            for i in 0..turns {
-                if i > 0 && ctx.now.elapsed() > TURN_BUDGET {
-                    break;
-                }
-                let Some(key) = ready.pop_front() else {
-                    break;
-                };
-                if let Some(conn) = conns.get_mut(key) {
-                    let progress = conn.drive(app, &ctx);
-                    self.settle(key, progress, &mut conns, &mut ready);
-                }
-            }
-
-            // A slot freed up: take the clients that queued meanwhile (the
-            // edge-triggered listener will not report them again).
-            if accepting == Accepting::Full
-                && conns.len() < self.settings.max_connections
-                && draining_since.is_none()
+            self.run_ready(&ctx);
+            // A slot freed up: take the clients that queued meanwhile.
+            if self.accepting == Accepting::Full && self.conns.len() < self.settings.max_connections
             {
-                accepting =
-                    self.accept_everywhere(&mut conns, &mut ready, &conn_settings, app, &ctx);
+                self.accept_everywhere(&ctx);
             }
-
-            if now >= next_tick {
-                next_tick = now + TICK;
-                if let Accepting::Backoff(until) = accepting {
-                    if now >= until && draining_since.is_none() {
-                        accepting = self.accept_everywhere(
-                            &mut conns,
-                            &mut ready,
-                            &conn_settings,
-                            app,
-                            &ctx,
-                        );
-                    }
-                }
-                let expired: Vec<usize> = conns
-                    .iter()
-                    .filter(|(_, c)| c.deadline().is_some_and(|d| d <= now))
-                    .map(|(k, _)| k)
-                    .collect();
-                for key in expired {
-                    let Some(conn) = conns.get_mut(key) else {
-                        continue;
-                    };
-                    let mut progress = conn.on_timeout(&ctx);
-                    if progress == Progress::Open {
-                        // A 408 may have been queued: push it out.
-                        progress = conn.drive(app, &ctx);
-                    }
-                    self.settle(key, progress, &mut conns, &mut ready);
-                }
+            if now >= self.next_tick {
+                self.tick(&ctx);
             }
-
             // Every response of this turn, written back to back (timeouts
-            // above may have queued a 408 too).
-            self.flush_deferred(&mut conns, &mut ready, &ctx);
+            // may have queued a 408 too).
+            self.flush_deferred(&ctx);
+            if self.drain_over(now) {
+                return Ok(());
+            }
+        }
+    }
 
-            if let Some(since) = draining_since {
-                if conns.is_empty() {
-                    log::info!("all connections finished; exiting");
-                    return Ok(());
-                }
-                if now.duration_since(since) >= self.settings.graceful_timeout {
-                    log::warn!(
-                        "graceful timeout: closing {} unfinished connection(s)",
-                        conns.len()
-                    );
-                    return Ok(());
+    /// Sleeps in `poll` (with whatever the app holds released) until an
+    /// event or the next tick; not at all while work is queued.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        let more = self.accepting == Accepting::More && self.draining_since.is_none();
+        let timeout = if self.ready.is_empty() && !more {
+            self.next_tick.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        let poll = &mut self.poll;
+        match self.app.idle(move || poll.poll(events, Some(timeout))) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the app's signal handlers, then reads ours, and begins the
+    /// drain when one of them asks to stop.
+    ///
+    /// Signals first: signal-hook reports a signal once however often it
+    /// arrived since the last read, so reading it before running app code
+    /// keeps a second SIGINT from merging into the first.
+    fn read_signals(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
+        // `stop` also comes from a Python signal handler that raised.
+        let mut stop = self.app.after_wake() || !self.app.wants_connections();
+        if events.iter().any(|e| e.token() == SIGNAL_TOKEN) {
+            for signal in self.signals.pending() {
+                log::debug!("received signal {signal}");
+                match signal {
+                    SIGINT if self.draining_since.is_some() => {
+                        log::info!("second SIGINT: exiting now");
+                        return ControlFlow::Break(());
+                    }
+                    SIGQUIT => {
+                        log::info!("SIGQUIT: exiting now");
+                        return ControlFlow::Break(());
+                    }
+                    SIGTERM | SIGINT => stop = true,
+                    SIGUSR1 => (self.settings.reopen_logs)(),
+                    // Their default actions (terminate, stop the process)
+                    // would surprise anyone used to sending them to a
+                    // gunicorn master.
+                    _ if self.settings.worker => {}
+                    _ => log::warn!(
+                        "signal {signal} ignored: reloading and resizing need workers \
+                         (-w 2 or more, --max-requests, --timeout or --reload)"
+                    ),
                 }
             }
+        }
+        if stop && self.draining_since.is_none() {
+            self.begin_drain(now);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A listener's event accepts; a connection's drives it.
+    fn handle_event(&mut self, event: &mio::event::Event, ctx: &Ctx<'_>) {
+        match event.token() {
+            SIGNAL_TOKEN => {}
+            Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                if self.accepting == Accepting::Open && self.draining_since.is_none() {
+                    self.accepting = self.accept_batch(LISTENER_BASE - t, ctx);
+                }
+            }
+            Token(key) => {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    if event.is_read_closed() {
+                        conn.on_peer_closed();
+                    }
+                    let progress = conn.drive(&mut *self.app, ctx);
+                    self.settle(key, progress);
+                }
+            }
+        }
+    }
+
+    /// A turn for the connections that yielded (streaming responses), in
+    /// order, while this wake-up is under its time budget; those that
+    /// yield again wait for the next turn. When the events alone used the
+    /// budget, the turn waits for the next poll (once: a connection passed
+    /// over is served next time whatever the load), so signals and new
+    /// events are looked at between two long stretches of app code.
+    fn run_ready(&mut self, ctx: &Ctx<'_>) {
+        let skip = ctx.now.elapsed() > TURN_BUDGET && !self.passed_over;
+        self.passed_over = skip && !self.ready.is_empty();
+        let turns = if skip { 0 } else { self.ready.len() };
+        for i in 0..turns {
+            if i > 0 && ctx.now.elapsed() > TURN_BUDGET {
+                break;
+            }
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            self.drive(key, ctx);
+        }
+    }
+
+    /// Every tick: accepting again after an EMFILE backoff, and the
+    /// connections' deadlines.
+    fn tick(&mut self, ctx: &Ctx<'_>) {
+        self.next_tick = ctx.now + TICK;
+        if let Accepting::Backoff(until) = self.accepting {
+            if ctx.now >= until {
+                self.accept_everywhere(ctx);
+            }
+        }
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline().is_some_and(|d| d <= ctx.now))
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let mut progress = conn.on_timeout(ctx);
+            if progress == Progress::Open {
+                // A 408 may have been queued: push it out.
+                progress = conn.drive(&mut *self.app, ctx);
+            }
+            self.settle(key, progress);
         }
     }
 
     /// Writes the responses that connections left queued this turn
     /// (`Progress::Flush`), back to back, before the loop sleeps.
-    fn flush_deferred<R: crate::serve::app::Response>(
-        &self,
-        conns: &mut Slab<Conn<Socket, R>>,
-        ready: &mut VecDeque<usize>,
-        ctx: &Ctx<'_>,
-    ) {
-        let pending = std::mem::take(&mut *self.deferred.borrow_mut());
+    fn flush_deferred(&mut self, ctx: &Ctx<'_>) {
+        let mut pending = std::mem::take(&mut self.deferred);
         for &key in &pending {
-            if let Some(conn) = conns.get_mut(key) {
+            if let Some(conn) = self.conns.get_mut(key) {
                 let progress = conn.flush_deferred(ctx);
-                self.settle(key, progress, conns, ready);
+                self.settle(key, progress);
             }
         }
         // Keep the allocation for the next turn.
-        let mut slot = self.deferred.borrow_mut();
-        if slot.is_empty() {
-            *slot = pending;
-            slot.clear();
+        if self.deferred.is_empty() {
+            pending.clear();
+            self.deferred = pending;
         }
     }
 
-    /// Resumes accepting after a pause (limit or backoff) on every
+    /// Stops accepting and closes idle connections; busy ones finish their
+    /// current response, and those just accepted get their first request
+    /// served (see `Conn::on_drain`).
+    fn begin_drain(&mut self, now: Instant) {
+        self.draining_since = Some(now);
+        log::info!(
+            "shutting down: finishing {} connection(s), at most {:?}",
+            self.conns.len(),
+            self.settings.graceful_timeout
+        );
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l.source());
+        }
+        self.listeners.clear();
+        let idle: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(k, c)| (c.on_drain(now) == Progress::Closed).then_some(k))
+            .collect();
+        for key in idle {
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+        }
+    }
+
+    /// A drain is over once no connection is left or its time is up.
+    fn drain_over(&self, now: Instant) -> bool {
+        let Some(since) = self.draining_since else {
+            return false;
+        };
+        if self.conns.is_empty() {
+            log::info!("all connections finished; exiting");
+            return true;
+        }
+        if now.duration_since(since) >= self.settings.graceful_timeout {
+            log::warn!(
+                "graceful timeout: closing {} unfinished connection(s)",
+                self.conns.len()
+            );
+            return true;
+        }
+        false
+    }
+}
+
+/// Accepting and settling connections.
+impl<A: App> EventLoop<'_, A> {
+    /// Resumes accepting after a pause (batch, limit or backoff) on every
     /// listener: edge-triggered readiness reports nothing for connections
-    /// that queued during the pause, so they are taken now.
-    fn accept_everywhere<A: App>(
-        &self,
-        conns: &mut Slab<Conn<Socket, A::Response>>,
-        ready: &mut VecDeque<usize>,
-        settings: &Rc<ConnSettings>,
-        app: &mut A,
-        ctx: &Ctx<'_>,
-    ) -> Accepting {
+    /// that queued during the pause, so they are taken now. Never while
+    /// draining.
+    fn accept_everywhere(&mut self, ctx: &Ctx<'_>) {
+        if self.draining_since.is_some() {
+            return;
+        }
         let mut accepting = Accepting::Open;
         for i in 0..self.listeners.len() {
-            match self.accept_all(i, conns, ready, settings, app, ctx) {
+            match self.accept_batch(i, ctx) {
                 Accepting::Open => {}
                 // The other listeners still get their batch.
                 Accepting::More => accepting = Accepting::More,
-                stopped => return stopped,
+                stopped => {
+                    accepting = stopped;
+                    break;
+                }
             }
         }
-        accepting
+        self.accepting = accepting;
     }
 
     /// Accepts until the listener would block, a batch is taken, the app
     /// wants no more connections, the connection limit is reached, or the
     /// process runs out of file descriptors.
-    fn accept_all<A: App>(
-        &self,
-        i: usize,
-        conns: &mut Slab<Conn<Socket, A::Response>>,
-        ready: &mut VecDeque<usize>,
-        settings: &Rc<ConnSettings>,
-        app: &mut A,
-        ctx: &Ctx<'_>,
-    ) -> Accepting {
-        let Some(listener) = self.listeners.get(i) else {
-            return Accepting::Open;
-        };
+    fn accept_batch(&mut self, i: usize, ctx: &Ctx<'_>) -> Accepting {
         for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = self.listeners.get(i) else {
+                return Accepting::Open;
+            };
             // Checked per connection: a worker's request budget can run out
             // within a batch. The next turn begins the drain.
-            if !app.wants_connections() {
+            if !self.app.wants_connections() {
                 return Accepting::More;
             }
-            if conns.len() >= self.settings.max_connections {
-                // At the limit this repeats for every freed slot: warn once.
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                let mut first = false;
-                WARNED.call_once(|| first = true);
-                let level = if first {
-                    log::Level::Warn
-                } else {
-                    log::Level::Debug
-                };
-                log::log!(
-                    level,
-                    "{} connections open (--max-connections): not accepting until one closes",
-                    conns.len()
-                );
+            if self.conns.len() >= self.settings.max_connections {
+                self.log_full();
                 return Accepting::Full;
             }
             match listener.accept() {
-                Ok((mut socket, peer)) => {
-                    let entry = conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut socket, Token(key), Interest::READABLE)
-                    {
-                        log::warn!("cannot register connection: {e}");
-                        continue;
-                    }
-                    let conn = entry.insert(Conn::new(
-                        socket,
-                        peer,
-                        listener.local.clone(),
-                        settings.clone(),
-                        ctx.now,
-                    ));
-                    // The request may already be waiting; edge-triggered
-                    // readiness only reports what arrives from now on.
-                    let progress = conn.drive(app, ctx);
-                    self.settle(key, progress, conns, ready);
+                Ok((socket, peer)) => {
+                    let local = listener.local.clone();
+                    self.open(socket, peer, local, ctx);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // Every backoff would log again: once a minute is plenty.
-                    let last = self.emfile_logged.get();
+                    let last = self.emfile_logged;
                     if last.is_none_or(|t| ctx.now.duration_since(t) >= EMFILE_LOG_EVERY) {
-                        self.emfile_logged.set(Some(ctx.now));
+                        self.emfile_logged = Some(ctx.now);
                         log::error!(
                             "accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?} at a time \
                              (raise the open-files limit or lower --max-connections)"
@@ -639,81 +672,102 @@ impl Server {
         }
         Accepting::More
     }
-}
 
-impl Server {
-    /// Stops accepting and closes idle connections; busy ones finish their
-    /// current response, and those just accepted get their first request
-    /// served (see `Conn::on_drain`).
-    fn begin_drain<R: crate::serve::app::Response>(
-        &mut self,
-        conns: &mut Slab<Conn<Socket, R>>,
-        now: Instant,
-    ) {
-        log::info!(
-            "shutting down: finishing {} connection(s), at most {:?}",
-            conns.len(),
-            self.settings.graceful_timeout
+    fn log_full(&self) {
+        // At the limit this repeats for every freed slot: warn once.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        let mut first = false;
+        WARNED.call_once(|| first = true);
+        let level = if first {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "{} connections open (--max-connections): not accepting until one closes",
+            self.conns.len()
         );
-        for l in &mut self.listeners {
-            let _ = self.poll.registry().deregister(l.source());
+    }
+
+    /// Registers an accepted socket and serves what it already sent.
+    fn open(&mut self, mut socket: Socket, peer: Peer, local: Rc<Local>, ctx: &Ctx<'_>) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(key), Interest::READABLE)
+        {
+            log::warn!("cannot register connection: {e}");
+            return;
         }
-        self.listeners.clear();
-        let idle: Vec<usize> = conns
-            .iter_mut()
-            .filter_map(|(k, c)| (c.on_drain(now) == Progress::Closed).then_some(k))
-            .collect();
-        for key in idle {
-            let mut conn = conns.remove(key);
-            let _ = self.poll.registry().deregister(conn.stream_mut());
+        let conn = entry.insert(Conn::new(
+            socket,
+            peer,
+            local,
+            self.conn_settings.clone(),
+            ctx.now,
+        ));
+        // The request may already be waiting; edge-triggered readiness
+        // only reports what arrives from now on.
+        let progress = conn.drive(&mut *self.app, ctx);
+        self.settle(key, progress);
+    }
+
+    /// Drives a connection, if it is still open, and acts on the outcome.
+    fn drive(&mut self, key: usize, ctx: &Ctx<'_>) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let progress = conn.drive(&mut *self.app, ctx);
+            self.settle(key, progress);
         }
     }
 
     /// Acts on what a connection's `drive` returned.
-    fn settle<R: crate::serve::app::Response>(
-        &self,
-        key: usize,
-        progress: Progress,
-        conns: &mut Slab<Conn<Socket, R>>,
-        ready: &mut VecDeque<usize>,
-    ) {
+    fn settle(&mut self, key: usize, progress: Progress) {
         match progress {
             Progress::Open | Progress::Yield => {
                 if progress == Progress::Yield {
-                    ready.push_back(key);
+                    self.ready.push_back(key);
                 }
-                let Some(conn) = conns.get_mut(key) else {
-                    return;
-                };
-                let want = conn.wants_write();
-                let socket = conn.stream_mut();
-                if socket.write_interest != want {
-                    let interest = if want {
-                        Interest::READABLE | Interest::WRITABLE
-                    } else {
-                        Interest::READABLE
-                    };
-                    match self
-                        .poll
-                        .registry()
-                        .reregister(socket, Token(key), interest)
-                    {
-                        Ok(()) => socket.write_interest = want,
-                        Err(e) => {
-                            log::warn!("cannot update readiness interest: {e}");
-                            if let Some(mut conn) = conns.try_remove(key) {
-                                let _ = self.poll.registry().deregister(conn.stream_mut());
-                            }
-                        }
-                    }
-                }
+                self.update_interest(key);
             }
-            Progress::Closed => {
-                if let Some(mut conn) = conns.try_remove(key) {
-                    let _ = self.poll.registry().deregister(conn.stream_mut());
-                }
+            Progress::Closed => self.close(key),
+            Progress::Flush | Progress::FlushThenResume => self.deferred.push(key),
+        }
+    }
+
+    /// Registers for writable while output is blocked, and only then.
+    fn update_interest(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let want = conn.wants_write();
+        let socket = conn.stream_mut();
+        if socket.write_interest == want {
+            return;
+        }
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self
+            .poll
+            .registry()
+            .reregister(socket, Token(key), interest)
+        {
+            Ok(()) => socket.write_interest = want,
+            Err(e) => {
+                log::warn!("cannot update readiness interest: {e}");
+                self.close(key);
             }
-            Progress::Flush | Progress::FlushThenResume => self.deferred.borrow_mut().push(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(conn.stream_mut());
         }
     }
 }
