@@ -10,6 +10,7 @@ pub mod body;
 pub mod chars;
 pub mod chunked;
 pub mod date;
+pub mod encode;
 pub mod error;
 pub mod forwarded;
 pub mod parse;

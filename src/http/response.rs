@@ -1,7 +1,32 @@
-//! Response heads: framing decisions, status lines and canned error replies.
+//! Response heads: the framing decision, the head the app's response gets
+//! (which returns its body's encoder) and canned error replies.
 
+use super::encode::BodyEncoder;
 use super::parse::Version;
 use super::HttpError;
+
+/// The response status line and headers, validated and serialised by the
+/// application adapter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The status as the app gave it, e.g. `200 OK`.
+    pub status_line: Vec<u8>,
+    /// The app's header lines, each `Name: value\r\n`, already checked for
+    /// CR/LF/NUL and hop-by-hop fields.
+    pub header_lines: Vec<u8>,
+    /// The app's Content-Length, parsed.
+    pub content_length: Option<u64>,
+    pub has_date: bool,
+    pub has_server: bool,
+    /// The app sent `Connection: close`.
+    pub close: bool,
+    /// The body's length when the adapter knows it although the app sent
+    /// no Content-Length (a file, `serve::app::Event::File`): the server
+    /// then frames the body with this length and says so in a
+    /// Content-Length header, so the connection can stay open.
+    pub body_length: Option<u64>,
+}
 
 /// How a response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +57,61 @@ pub fn framing(
         (None, Version::Http11) => ResponseFraming::Chunked,
         (None, Version::Http10) => ResponseFraming::UntilClose,
     }
+}
+
+/// Serialises the head of a response to a request with this method and
+/// version (status line, the app's headers, then the ones the server owns:
+/// Server, Date, framing, connection) and returns the encoder its body
+/// goes through. `keep_alive`: the request and the server allow another
+/// request after this one; the head and its framing may still refuse.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    head: &ResponseHead,
+    head_request: bool,
+    version: Version,
+    keep_alive: bool,
+    date: &[u8],
+) -> BodyEncoder {
+    let framing = framing(
+        head_request,
+        version,
+        head.status,
+        head.content_length.or(head.body_length),
+    );
+    let body = BodyEncoder::new(framing, keep_alive && !head.close);
+    // The adapter knows the length the app did not give (a file): say it,
+    // as a GET would for a HEAD request.
+    let added_length = match head.content_length {
+        None if head.status != 204 && head.status != 304 => head.body_length,
+        _ => None,
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&head.status_line);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&head.header_lines);
+    if !head.has_server {
+        out.extend_from_slice(b"Server: rwsgi-lite\r\n");
+    }
+    if !head.has_date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == ResponseFraming::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if let Some(n) = added_length {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.keep_alive() {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    body
 }
 
 /// Appends a complete canned reply for a protocol error:
@@ -108,6 +188,121 @@ mod tests {
         assert_eq!(framing(false, Http11, 200, None), Chunked);
         assert_eq!(framing(false, Http10, 200, None), UntilClose);
         assert_eq!(framing(false, Http11, 205, None), Chunked);
+    }
+
+    fn head(status: u16, content_length: Option<u64>) -> ResponseHead {
+        let mut lines = b"Content-Type: text/plain\r\n".to_vec();
+        if let Some(n) = content_length {
+            lines.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+        }
+        ResponseHead {
+            status,
+            status_line: format!("{status} X").into_bytes(),
+            header_lines: lines,
+            content_length,
+            ..ResponseHead::default()
+        }
+    }
+
+    /// The head's text after the app's lines, and the encoder.
+    fn written(
+        head: &ResponseHead,
+        head_request: bool,
+        version: Version,
+        keep_alive: bool,
+    ) -> (String, BodyEncoder) {
+        let mut out = Vec::new();
+        let enc = write_head(&mut out, head, head_request, version, keep_alive, DATE);
+        let text = String::from_utf8(out).unwrap();
+        let start = format!("HTTP/1.1 {} X\r\n", head.status);
+        assert!(text.starts_with(&start), "{text}");
+        let own = text[start.len()..].strip_prefix("Content-Type: text/plain\r\n");
+        let own = own.unwrap().to_owned();
+        let own = match head.content_length {
+            Some(n) => own
+                .strip_prefix(&format!("Content-Length: {n}\r\n"))
+                .unwrap()
+                .to_owned(),
+            None => own,
+        };
+        (own, enc)
+    }
+
+    const OWN: &str = "Server: rwsgi-lite\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+
+    #[test]
+    fn head_with_length_keeps_alive() {
+        use ResponseFraming::*;
+        let (own, enc) = written(&head(200, Some(5)), false, Version::Http11, true);
+        assert_eq!(own, format!("{OWN}\r\n"));
+        assert_eq!(enc, BodyEncoder::new(Length(5), true));
+        // HTTP/1.0 needs to be told.
+        let (own, enc) = written(&head(200, Some(5)), false, Version::Http10, true);
+        assert_eq!(own, format!("{OWN}Connection: keep-alive\r\n\r\n"));
+        assert!(enc.keep_alive());
+    }
+
+    #[test]
+    fn head_without_length() {
+        use ResponseFraming::*;
+        let (own, enc) = written(&head(200, None), false, Version::Http11, true);
+        assert_eq!(own, format!("{OWN}Transfer-Encoding: chunked\r\n\r\n"));
+        assert_eq!(enc, BodyEncoder::new(Chunked, true));
+        // HTTP/1.0: delimited by the close, which the head announces.
+        let (own, enc) = written(&head(200, None), false, Version::Http10, true);
+        assert_eq!(own, format!("{OWN}Connection: close\r\n\r\n"));
+        assert!(!enc.keep_alive());
+    }
+
+    #[test]
+    fn heads_without_body() {
+        for (status, head_request) in [(200, true), (204, false), (304, false), (101, false)] {
+            let (own, enc) = written(&head(status, None), head_request, Version::Http11, true);
+            assert_eq!(own, format!("{OWN}\r\n"), "{status}");
+            assert_eq!(enc, BodyEncoder::new(ResponseFraming::NoBody, true));
+        }
+    }
+
+    #[test]
+    fn head_says_close() {
+        let (own, enc) = written(&head(200, Some(1)), false, Version::Http11, false);
+        assert_eq!(own, format!("{OWN}Connection: close\r\n\r\n"));
+        assert!(!enc.keep_alive());
+        let mut app_close = head(200, Some(1));
+        app_close.close = true;
+        let (_, enc) = written(&app_close, false, Version::Http11, true);
+        assert!(!enc.keep_alive());
+    }
+
+    #[test]
+    fn head_owned_fields_are_not_doubled() {
+        let mut h = head(200, Some(0));
+        h.has_date = true;
+        h.has_server = true;
+        let (own, _) = written(&h, false, Version::Http11, true);
+        assert_eq!(own, "\r\n");
+    }
+
+    #[test]
+    fn known_body_length_becomes_content_length() {
+        use ResponseFraming::*;
+        let mut file = head(200, None);
+        file.body_length = Some(300);
+        let (own, enc) = written(&file, false, Version::Http10, true);
+        assert_eq!(
+            own,
+            format!("{OWN}Content-Length: 300\r\nConnection: keep-alive\r\n\r\n")
+        );
+        assert_eq!(enc, BodyEncoder::new(Length(300), true));
+        // A HEAD request is told the length a GET gets.
+        let (own, enc) = written(&file, true, Version::Http11, true);
+        assert_eq!(own, format!("{OWN}Content-Length: 300\r\n\r\n"));
+        assert_eq!(enc, BodyEncoder::new(NoBody, true));
+        // 304 and 204 never carry one.
+        file.status = 304;
+        file.status_line = b"304 X".to_vec();
+        let (own, _) = written(&file, false, Version::Http11, true);
+        assert_eq!(own, format!("{OWN}\r\n"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::parse::{HeaderSpan, Version};
+pub use crate::http::response::ResponseHead;
 use crate::serve::spool::RequestBody;
 
 /// Who is on the other end of a connection.
@@ -50,29 +51,6 @@ pub struct Request<'a> {
     pub body: RequestBody,
     pub peer: &'a Peer,
     pub local: &'a Local,
-}
-
-/// The response status line and headers, validated and serialised by the
-/// application adapter.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ResponseHead {
-    pub status: u16,
-    /// The status as the app gave it, e.g. `200 OK`.
-    pub status_line: Vec<u8>,
-    /// The app's header lines, each `Name: value\r\n`, already checked for
-    /// CR/LF/NUL and hop-by-hop fields.
-    pub header_lines: Vec<u8>,
-    /// The app's Content-Length, parsed.
-    pub content_length: Option<u64>,
-    pub has_date: bool,
-    pub has_server: bool,
-    /// The app sent `Connection: close`.
-    pub close: bool,
-    /// The body's length when the adapter knows it although the app sent
-    /// no Content-Length (a file it serves with [`Event::File`]): the
-    /// server then frames the body with this length and says so in a
-    /// Content-Length header, so the connection can stay open.
-    pub body_length: Option<u64>,
 }
 
 /// What pulling a response yields, in order: one `Head`, then any number of

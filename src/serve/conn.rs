@@ -14,9 +14,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::http::body::{self, BodyFraming, RequestInfo};
-use crate::http::chunked::{self, ChunkedDecoder};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::encode::BodyEncoder;
 use crate::http::parse::{HeadParser, Status, Version};
-use crate::http::response::{self, ResponseFraming};
+use crate::http::response::{self, ResponseHead};
 use crate::http::HttpError;
 use crate::serve::app::{
     App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response,
@@ -144,9 +145,9 @@ enum BodyReader {
 
 struct Active<R> {
     response: R,
-    framing: Option<ResponseFraming>,
-    /// Body bytes still allowed under the app's Content-Length.
-    remaining: u64,
+    /// The body's encoder, from writing the head: until then, `None`.
+    framing: Option<BodyEncoder>,
+    /// The request allows another one after it (the head may still refuse).
     keep_alive: bool,
     head_request: bool,
     version: Version,
@@ -169,8 +170,8 @@ struct FilePart {
     offset: u64,
     left: u64,
     sent: u64,
-    /// It is one chunk of a chunked body: its CRLF follows the last byte.
-    chunked: bool,
+    /// Framing bytes that follow the last byte (a chunk's CRLF).
+    after: &'static [u8],
 }
 
 /// How sending (part of) a file body ended.
@@ -712,7 +713,6 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 self.state = State::Respond(Active {
                     response,
                     framing: None,
-                    remaining: 0,
                     keep_alive,
                     head_request,
                     version,
@@ -726,275 +726,240 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 // The canned 500 carries no `Connection: keep-alive`, which
                 // an HTTP/1.0 client would need to reuse the connection.
                 let keep_alive = keep_alive && version == Version::Http11;
-                let out = self.out.tail();
-                let before = out.len();
-                response::write_internal_error(ctx.date, keep_alive, head_request, out);
-                let n = out.len() - before;
-                self.out.commit(n);
+                self.out.put_with(|out| {
+                    response::write_internal_error(ctx.date, keep_alive, head_request, out)
+                });
                 self.next_request(keep_alive, ctx);
             }
         }
         Step::Continue
     }
 
+    /// One step of a response: send the file body in progress, or pull the
+    /// app's next event (once the output is under its high-water mark).
     fn step_respond(&mut self, ctx: &Ctx<'_>) -> Step {
         let State::Respond(active) = &mut self.state else {
             return Step::Continue;
         };
-        while self.out.len() < self.settings.high_water {
-            if let Some(part) = &mut active.file {
-                if !self.out.is_empty() {
-                    // The head (and any body before the file) goes first.
-                    return Step::Blocked;
-                }
-                let before = part.left;
-                let result = send_file(&mut self.stream, part, &mut self.file_budget);
-                if part.left != before {
-                    self.last_io = ctx.now;
-                }
-                match result {
-                    FileSend::Done => {
-                        log::debug!("{}: sent {} bytes of a file", self.peer, part.sent);
-                        if part.chunked {
-                            self.out.push_bytes(b"\r\n");
-                        }
-                        active.file = None;
-                        continue;
-                    }
-                    FileSend::Blocked => return Step::Blocked,
-                    FileSend::Budget => return Step::Yield,
-                    FileSend::Short => {
-                        log::error!(
-                            "a file body ended {} bytes early (truncated while being sent?); closing",
-                            part.left
-                        );
-                        active.response.close();
-                        self.state = State::Closing;
-                        return Step::Continue;
-                    }
-                    FileSend::Failed(e) => {
-                        log::debug!("sending a file to {} failed: {e}", self.peer);
-                        return Step::Close;
-                    }
-                }
-            }
-            if !active.response.ready() {
-                // Body items gave all of the Content-Length: the client is
-                // owed nothing more, and the next pull only ends the
-                // iteration (a one-item generator, as Flask returns). It
-                // runs now, not after a flush, so the response finishes in
-                // this drive and its objects are freed at once: kept until
-                // the end of the turn, hundreds of them at high concurrency
-                // outlived Python's young-generation collections and made
-                // the GC work.
-                let complete = active.items > 0
-                    && active.remaining == 0
-                    && matches!(active.framing, Some(ResponseFraming::Length(_)));
-                if !self.out.is_empty() && !complete {
-                    // What we have goes out before the app runs again.
-                    if active.deferred {
-                        return Step::Blocked;
-                    }
-                    active.deferred = true;
-                    return Step::FlushFirst;
-                }
-                let since = *self.pulls_since.get_or_insert_with(Instant::now);
-                if self.budget == 0 || since.elapsed() > PULL_TIME_BUDGET {
-                    return Step::Yield;
-                }
-                self.budget -= 1;
-            }
-            let event = match active.response.next() {
-                Ok(event) => event,
-                Err(AppFailure) => {
-                    active.response.close();
-                    let head_sent = active.framing.is_some();
-                    let keep_alive =
-                        active.keep_alive && !ctx.draining && active.version == Version::Http11;
-                    if head_sent {
-                        // Too late for a 500: cut the connection so the
-                        // client sees a truncated response, not a whole one.
-                        self.state = State::Closing;
-                    } else {
-                        let out = self.out.tail();
-                        let before = out.len();
-                        response::write_internal_error(
-                            ctx.date,
-                            keep_alive,
-                            active.head_request,
-                            out,
-                        );
-                        let n = out.len() - before;
-                        self.out.commit(n);
-                        self.next_request(keep_alive, ctx);
-                    }
-                    return Step::Continue;
-                }
-            };
-            match event {
-                Event::Head(head) => {
-                    if active.framing.is_some() {
-                        log::error!("application produced a second response head");
-                        active.response.close();
-                        self.state = State::Closing;
-                        return Step::Continue;
-                    }
-                    let framing = response::framing(
-                        active.head_request,
-                        active.version,
-                        head.status,
-                        head.content_length.or(head.body_length),
-                    );
-                    active.keep_alive = active.keep_alive
-                        && !ctx.draining
-                        && !head.close
-                        && !matches!(framing, ResponseFraming::UntilClose);
-                    if let ResponseFraming::Length(n) = framing {
-                        active.remaining = n;
-                    }
-                    active.framing = Some(framing);
-                    // The adapter knows the length the app did not give (a
-                    // file): say it, as a GET would for a HEAD request.
-                    let added_length = match head.content_length {
-                        None if head.status != 204 && head.status != 304 => head.body_length,
-                        _ => None,
-                    };
-                    let out = self.out.tail();
-                    let before = out.len();
-                    write_head(
-                        out,
-                        &head,
-                        framing,
-                        added_length,
-                        active.keep_alive,
-                        active.version,
-                        ctx.date,
-                    );
-                    let n = out.len() - before;
-                    self.out.commit(n);
-                    active.response.recycle_head(head);
-                }
-                Event::Data(chunk) => {
-                    let len = chunk.as_ref().len();
-                    active.items += 1;
-                    // A body of many items (a generator): from the second on,
-                    // let the kernel merge them into full segments (Nagle)
-                    // instead of sending one small segment per item; the
-                    // head and first item went out at once, and the end
-                    // switches TCP_NODELAY back on, which pushes what is
-                    // pending, so neither the start nor the end waits for a
-                    // delayed ACK.
-                    if active.items == 2 && !active.nagle {
-                        active.nagle = self.stream.set_nodelay(false).is_ok();
-                    }
-                    match active.framing {
-                        None => {
-                            log::error!("application sent body data before its headers");
-                            active.response.close();
-                            self.state = State::Closing;
-                            return Step::Continue;
-                        }
-                        Some(ResponseFraming::NoBody) => {}
-                        Some(ResponseFraming::Length(_)) => {
-                            if len as u64 > active.remaining {
-                                if active.remaining > 0 || len > 0 {
-                                    log::warn!(
-                                        "application returned more than its Content-Length; extra bytes dropped"
-                                    );
-                                }
-                                let keep = active.remaining as usize;
-                                active.remaining = 0;
-                                self.out.push_chunk_prefix(chunk, keep);
-                                // The app's idea of the body disagrees with
-                                // its header: do not trust this connection.
-                                active.keep_alive = false;
-                            } else {
-                                active.remaining -= len as u64;
-                                self.out.push_chunk(chunk);
-                            }
-                        }
-                        Some(ResponseFraming::Chunked) => {
-                            if len > 0 {
-                                let out = self.out.tail();
-                                let before = out.len();
-                                chunked::write_chunk_size(len, out);
-                                let n = out.len() - before;
-                                self.out.commit(n);
-                                self.out.push_chunk(chunk);
-                                self.out.push_bytes(b"\r\n");
-                            }
-                        }
-                        Some(ResponseFraming::UntilClose) => self.out.push_chunk(chunk),
-                    }
-                }
-                Event::File(body) => {
-                    let FileBody { file, offset, len } = body;
-                    let (len, chunked) = match active.framing {
-                        None => {
-                            log::error!("application sent body data before its headers");
-                            active.response.close();
-                            self.state = State::Closing;
-                            return Step::Continue;
-                        }
-                        Some(ResponseFraming::NoBody) => (0, false),
-                        // Exactly the Content-Length: a longer file is cut,
-                        // a shorter one ends the body early (End closes).
-                        Some(ResponseFraming::Length(_)) => {
-                            let n = len.min(active.remaining);
-                            active.remaining -= n;
-                            (n, false)
-                        }
-                        Some(ResponseFraming::Chunked) => {
-                            let n = len.min(usize::MAX as u64);
-                            if n > 0 {
-                                let out = self.out.tail();
-                                let before = out.len();
-                                chunked::write_chunk_size(n as usize, out);
-                                let written = out.len() - before;
-                                self.out.commit(written);
-                            }
-                            (n, true)
-                        }
-                        Some(ResponseFraming::UntilClose) => (len, false),
-                    };
-                    if len > 0 {
-                        active.file = Some(FilePart {
-                            file,
-                            offset,
-                            left: len,
-                            sent: 0,
-                            chunked,
-                        });
-                    }
-                }
-                Event::End => {
-                    active.response.close();
-                    if active.nagle {
-                        active.nagle = false;
-                        let _ = self.stream.set_nodelay(true);
-                    }
-                    let mut keep_alive = active.keep_alive;
-                    match active.framing {
-                        None => {
-                            log::error!("application ended without a response head");
-                            keep_alive = false;
-                        }
-                        Some(ResponseFraming::Chunked) => self.out.push_bytes(b"0\r\n\r\n"),
-                        Some(ResponseFraming::Length(_)) if active.remaining > 0 => {
-                            log::error!(
-                                "application returned {} bytes less than its Content-Length; closing",
-                                active.remaining
-                            );
-                            keep_alive = false;
-                        }
-                        _ => {}
-                    }
-                    self.next_request(keep_alive, ctx);
-                    return Step::Continue;
-                }
+        if self.out.len() >= self.settings.high_water {
+            return Step::Blocked;
+        }
+        if active.file.is_some() {
+            return self.step_file(ctx);
+        }
+        if !active.response.ready() {
+            if let Some(step) = self.before_pull() {
+                return step;
             }
         }
-        Step::Blocked
+        self.pull(ctx)
+    }
+
+    /// Sends the file body in progress, after what is queued before it.
+    fn step_file(&mut self, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        let Some(part) = &mut active.file else {
+            return Step::Continue;
+        };
+        if !self.out.is_empty() {
+            // The head (and any body before the file) goes first.
+            return Step::Blocked;
+        }
+        let before = part.left;
+        let result = send_file(&mut self.stream, part, &mut self.file_budget);
+        if part.left != before {
+            self.last_io = ctx.now;
+        }
+        match result {
+            FileSend::Done => {
+                log::debug!("{}: sent {} bytes of a file", self.peer, part.sent);
+                self.out.push_bytes(part.after);
+                active.file = None;
+                Step::Continue
+            }
+            FileSend::Blocked => Step::Blocked,
+            FileSend::Budget => Step::Yield,
+            FileSend::Short => {
+                log::error!(
+                    "a file body ended {} bytes early (truncated while being sent?); closing",
+                    part.left
+                );
+                active.response.close();
+                self.state = State::Closing;
+                Step::Continue
+            }
+            FileSend::Failed(e) => {
+                log::debug!("sending a file to {} failed: {e}", self.peer);
+                Step::Close
+            }
+        }
+    }
+
+    /// Before a pull that may run app code: what is queued goes out first
+    /// (left to the end of the turn once per response), and the pull
+    /// budgets hold. `None`: pull now.
+    fn before_pull(&mut self) -> Option<Step> {
+        let State::Respond(active) = &mut self.state else {
+            return Some(Step::Continue);
+        };
+        // Body items gave all of the Content-Length: the client is owed
+        // nothing more, and the next pull only ends the iteration (a
+        // one-item generator, as Flask returns). It runs now, not after a
+        // flush, so the response finishes in this drive and its objects
+        // are freed at once: kept until the end of the turn, hundreds of
+        // them at high concurrency outlived Python's young-generation
+        // collections and made the GC work.
+        let complete = active.items > 0 && active.framing.is_some_and(|f| f.is_complete());
+        if !self.out.is_empty() && !complete {
+            // What we have goes out before the app runs again.
+            if active.deferred {
+                return Some(Step::Blocked);
+            }
+            active.deferred = true;
+            return Some(Step::FlushFirst);
+        }
+        let since = *self.pulls_since.get_or_insert_with(Instant::now);
+        if self.budget == 0 || since.elapsed() > PULL_TIME_BUDGET {
+            return Some(Step::Yield);
+        }
+        self.budget -= 1;
+        None
+    }
+
+    /// Pulls the app's next event and hands it to its handler.
+    fn pull(&mut self, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        match active.response.next() {
+            Ok(Event::Head(head)) => self.on_response_head(head, ctx),
+            Ok(Event::Data(chunk)) => self.on_body_data(chunk),
+            Ok(Event::File(body)) => self.on_body_file(body),
+            Ok(Event::End) => self.on_response_end(ctx),
+            Err(AppFailure) => self.on_app_failure(ctx),
+        }
+    }
+
+    /// The app raised: a 500 while no head is out, else a cut connection.
+    fn on_app_failure(&mut self, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        active.response.close();
+        if active.framing.is_some() {
+            // Too late for a 500: cut the connection so the client sees a
+            // truncated response, not a whole one.
+            self.state = State::Closing;
+            return Step::Continue;
+        }
+        let keep_alive = active.keep_alive && !ctx.draining && active.version == Version::Http11;
+        let head_request = active.head_request;
+        self.out.put_with(|out| {
+            response::write_internal_error(ctx.date, keep_alive, head_request, out)
+        });
+        self.next_request(keep_alive, ctx);
+        Step::Continue
+    }
+
+    /// Writes the head; its framing comes back as the body's encoder.
+    fn on_response_head(&mut self, head: ResponseHead, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        if active.framing.is_some() {
+            log::error!("application produced a second response head");
+            active.response.close();
+            self.state = State::Closing;
+            return Step::Continue;
+        }
+        let keep_alive = active.keep_alive && !ctx.draining;
+        let (head_request, version) = (active.head_request, active.version);
+        let framing = self.out.put_with(|out| {
+            response::write_head(out, &head, head_request, version, keep_alive, ctx.date)
+        });
+        active.framing = Some(framing);
+        active.response.recycle_head(head);
+        Step::Continue
+    }
+
+    fn on_body_data(&mut self, chunk: R::Chunk) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        active.items += 1;
+        // A body of many items (a generator): from the second on, let the
+        // kernel merge them into full segments (Nagle) instead of sending
+        // one small segment per item; the head and first item went out at
+        // once, and the end switches TCP_NODELAY back on, which pushes what
+        // is pending, so neither the start nor the end waits for a delayed
+        // ACK.
+        if active.items == 2 && !active.nagle {
+            active.nagle = self.stream.set_nodelay(false).is_ok();
+        }
+        let Some(framing) = &mut active.framing else {
+            return self.body_before_head();
+        };
+        if let Err(e) = framing.data(chunk, &mut self.out) {
+            log::warn!("{e}");
+        }
+        Step::Continue
+    }
+
+    fn on_body_file(&mut self, body: FileBody) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        let Some(framing) = &mut active.framing else {
+            return self.body_before_head();
+        };
+        let FileBody { file, offset, len } = body;
+        let part = framing.file(len, &mut self.out);
+        if part.len > 0 {
+            active.file = Some(FilePart {
+                file,
+                offset,
+                left: part.len,
+                sent: 0,
+                after: part.after,
+            });
+        }
+        Step::Continue
+    }
+
+    fn body_before_head(&mut self) -> Step {
+        log::error!("application sent body data before its headers");
+        if let State::Respond(active) = &mut self.state {
+            active.response.close();
+        }
+        self.state = State::Closing;
+        Step::Continue
+    }
+
+    fn on_response_end(&mut self, ctx: &Ctx<'_>) -> Step {
+        let State::Respond(active) = &mut self.state else {
+            return Step::Continue;
+        };
+        active.response.close();
+        if active.nagle {
+            active.nagle = false;
+            let _ = self.stream.set_nodelay(true);
+        }
+        let keep_alive = match &mut active.framing {
+            None => {
+                log::error!("application ended without a response head");
+                false
+            }
+            Some(framing) => {
+                if let Err(e) = framing.end(&mut self.out) {
+                    log::error!("{e}");
+                }
+                framing.keep_alive()
+            }
+        };
+        self.next_request(keep_alive, ctx);
+        Step::Continue
     }
 
     /// After a response: wait for the next request or close.
@@ -1038,11 +1003,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// cannot be served; answer 500 and close.
     fn spool_failed(&mut self, err: io::Error, ctx: &Ctx<'_>) -> Step {
         log::error!("cannot spool a request body to disk: {err}");
-        let out = self.out.tail();
-        let before = out.len();
-        response::write_internal_error(ctx.date, false, false, out);
-        let n = out.len() - before;
-        self.out.commit(n);
+        self.out
+            .put_with(|out| response::write_internal_error(ctx.date, false, false, out));
         self.state = State::Closing;
         Step::Continue
     }
@@ -1065,11 +1027,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
         if let State::Respond(active) = &mut self.state {
             active.response.close();
         }
-        let out = self.out.tail();
-        let before = out.len();
-        response::write_error(err, ctx.date, out);
-        let n = out.len() - before;
-        self.out.commit(n);
+        self.out
+            .put_with(|out| response::write_error(err, ctx.date, out));
         self.state = State::Closing;
     }
 
@@ -1092,45 +1051,6 @@ impl<S, R: Response> Drop for Conn<S, R> {
             self.state = State::Closed;
         }
     }
-}
-
-/// Serialises the response head: status line, the app's headers, then the
-/// ones the server owns (Server, Date, framing, connection).
-fn write_head(
-    out: &mut Vec<u8>,
-    head: &crate::serve::app::ResponseHead,
-    framing: ResponseFraming,
-    content_length: Option<u64>,
-    keep_alive: bool,
-    version: Version,
-    date: &[u8],
-) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&head.status_line);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&head.header_lines);
-    if !head.has_server {
-        out.extend_from_slice(b"Server: rwsgi-lite\r\n");
-    }
-    if !head.has_date {
-        out.extend_from_slice(b"Date: ");
-        out.extend_from_slice(date);
-        out.extend_from_slice(b"\r\n");
-    }
-    if framing == ResponseFraming::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
-    if let Some(n) = content_length {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Sends file body bytes until the part is done, the socket is full, the

@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
+use crate::http::encode::BodySink;
+
 /// Chunks shorter than this are copied; longer ones are held by reference.
 /// Copying a few hundred bytes is cheaper than an extra iovec entry.
 const COPY_BELOW: usize = 1024;
@@ -64,7 +66,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     }
 
     /// The byte segment at the back, created if the back is a chunk.
-    pub fn tail(&mut self) -> &mut Vec<u8> {
+    fn tail(&mut self) -> &mut Vec<u8> {
         let need_new = !matches!(self.segments.back(), Some(Segment::Bytes(_)));
         if need_new {
             let v = self.spare.take().unwrap_or_default();
@@ -77,8 +79,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
         }
     }
 
-    /// Appends bytes by copying. The caller passes what it built in
-    /// `tail()` through `commit` instead when it writes in place.
+    /// Appends bytes by copying.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
@@ -87,9 +88,17 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
         self.len += bytes.len();
     }
 
-    /// Records `n` bytes that were appended directly to `tail()`.
-    pub fn commit(&mut self, n: usize) {
-        self.len += n;
+    /// Appends what `write` adds to the vector it is given (the byte
+    /// segment at the back, so it writes in place: no staging copy) and
+    /// returns what `write` returns.
+    #[inline]
+    pub fn put_with<T>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let tail = self.tail();
+        let before = tail.len();
+        let result = write(tail);
+        let added = tail.len() - before;
+        self.len += added;
+        result
     }
 
     /// Appends an app chunk, copying it only when small.
@@ -193,6 +202,19 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
         self.segments.clear();
         self.front_offset = 0;
         self.len = 0;
+    }
+}
+
+/// A response body's encoder writes straight into the queue.
+impl<C: AsRef<[u8]>> BodySink<C> for OutQueue<C> {
+    #[inline]
+    fn put_framing(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.put_with(write);
+    }
+
+    #[inline]
+    fn put_item(&mut self, item: C, n: usize) {
+        self.push_chunk_prefix(item, n);
     }
 }
 
