@@ -18,6 +18,7 @@ use rwsgi_lite::logging::logfile::{self, LogFile};
 use rwsgi_lite::serve::app::ConnSettings;
 use rwsgi_lite::serve::event_loop::{startup_signals, Server, ServerSettings};
 use rwsgi_lite::serve::listen::{self, Listeners};
+use rwsgi_lite::serve::stop::Signals;
 use rwsgi_lite::supervise::master::{self, MasterSettings, Spawner, WorkerEnv};
 use rwsgi_lite::supervise::pidfile::PidFile;
 use rwsgi_lite::supervise::worker::{request_budget, Heartbeat, Supervised};
@@ -308,6 +309,7 @@ fn serve(
         max_connections: config.max_connections,
         reopen_logs,
         worker: worker.is_some(),
+        signals: Signals::Process,
     };
     let mut sockets = Vec::with_capacity(listeners.sockets.len());
     for bound in &listeners.sockets {

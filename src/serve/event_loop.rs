@@ -16,17 +16,19 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1};
-use signal_hook_mio::v1_0::Signals;
+use signal_hook_mio::v1_0::Signals as SignalPipe;
 use slab::Slab;
 
 use crate::http::date::DateCache;
 use crate::serve::app::{App, ConnSettings, Local, Peer};
 use crate::serve::conn::{Conn, Ctx, Progress, Stream};
 use crate::serve::listen::ListenSocket;
+use crate::serve::stop::{Signals, StopRequest, Stopper};
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+const STOP_TOKEN: Token = Token(usize::MAX - 2);
 /// Listener i has token `LISTENER_BASE - i`; connections use their slab key.
-const LISTENER_BASE: usize = usize::MAX - 2;
+const LISTENER_BASE: usize = usize::MAX - 3;
 /// Deadlines are checked at least this often.
 const TICK: Duration = Duration::from_millis(500);
 /// App work per wake-up before the loop polls again (the per-connection
@@ -246,6 +248,9 @@ pub struct ServerSettings {
     /// A worker under a master: signals meant for the master are ignored
     /// quietly.
     pub worker: bool,
+    /// Whether the loop reads the process's signals (the command line) or
+    /// none (a server embedded in a Python process).
+    pub signals: Signals,
 }
 
 /// The signals whose default action would kill (HUP, USR1) or stop (TTIN,
@@ -265,11 +270,24 @@ pub fn startup_signals() -> nix::sys::signal::SigSet {
     set
 }
 
+/// The command line's signals, read through a pipe; then the signals held
+/// back during the start are let through: a worker starts with USR1
+/// blocked (see master.rs), a single process with all of
+/// `startup_signals` (main.rs), and any that arrived meanwhile is
+/// delivered now.
+fn register_signals(registry: &mio::Registry) -> io::Result<SignalPipe> {
+    let mut pipe = SignalPipe::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
+    registry.register(&mut pipe, SIGNAL_TOKEN, Interest::READABLE)?;
+    startup_signals().thread_unblock()?;
+    Ok(pipe)
+}
+
 /// Bound listening sockets, ready to serve.
 pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     settings: ServerSettings,
+    stopper: Stopper,
 }
 
 impl Server {
@@ -280,6 +298,7 @@ impl Server {
         settings: ServerSettings,
     ) -> Result<Server, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
+        let stopper = Stopper::new(poll.registry(), STOP_TOKEN).map_err(StartError::Setup)?;
         let listeners = sockets
             .into_iter()
             .map(|(socket, local)| {
@@ -297,11 +316,19 @@ impl Server {
             poll,
             listeners,
             settings,
+            stopper,
         })
     }
 
-    /// Serves until SIGTERM/SIGINT (then drains) or until the app asks to
-    /// stop from a signal handler.
+    /// A handle that stops this server from any thread, before or while
+    /// it runs.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT (with [`Signals::Process`]) or a
+    /// [`Stopper`] (then drains), or until the app asks to stop from a
+    /// signal handler.
     pub fn run<A: App>(self, app: &mut A) -> io::Result<()> {
         EventLoop::start(self, app)?.run()
     }
@@ -322,7 +349,9 @@ struct EventLoop<'a, A: App> {
     /// Connections with responses queued for the end of this turn.
     deferred: Vec<usize>,
     conn_settings: Rc<ConnSettings>,
-    signals: Signals,
+    /// The process's signals, read by the command line's loop only.
+    signals: Option<SignalPipe>,
+    stopper: Stopper,
     poll: Poll,
     listeners: Vec<Listener>,
     settings: ServerSettings,
@@ -341,21 +370,20 @@ impl<'a, A: App> EventLoop<'a, A> {
             poll,
             mut listeners,
             settings,
+            stopper,
         } = server;
         let registry = poll.registry();
         for (i, l) in listeners.iter_mut().enumerate() {
             registry.register(l.source(), Token(LISTENER_BASE - i), Interest::READABLE)?;
         }
-        let mut signals =
-            Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU])?;
-        registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        // A worker starts with USR1 blocked (see master.rs), a single
-        // process with all of `startup_signals` (main.rs): handled from
-        // here on, and any that arrived during the start is delivered now.
-        startup_signals().thread_unblock()?;
+        let signals = match settings.signals {
+            Signals::Process => Some(register_signals(registry)?),
+            Signals::None => None,
+        };
         Ok(EventLoop {
             poll,
             signals,
+            stopper,
             listeners,
             conn_settings: Rc::new(settings.conn.clone()),
             settings,
@@ -439,8 +467,14 @@ impl<'a, A: App> EventLoop<'a, A> {
     fn read_signals(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
         // `stop` also comes from a Python signal handler that raised.
         let mut stop = self.app.after_wake() || !self.app.wants_connections();
-        if events.iter().any(|e| e.token() == SIGNAL_TOKEN) {
-            for signal in self.signals.pending() {
+        match self.stopper.requested() {
+            StopRequest::None => {}
+            StopRequest::Graceful(_) => stop = true,
+            StopRequest::Now => return ControlFlow::Break(()),
+        }
+        let signalled = events.iter().any(|e| e.token() == SIGNAL_TOKEN);
+        if let Some(pipe) = self.signals.as_mut().filter(|_| signalled) {
+            for signal in pipe.pending() {
                 log::debug!("received signal {signal}");
                 match signal {
                     SIGINT if self.draining_since.is_some() => {
@@ -473,7 +507,7 @@ impl<'a, A: App> EventLoop<'a, A> {
     /// A listener's event accepts; a connection's drives it.
     fn handle_event(&mut self, event: &mio::event::Event, ctx: &Ctx<'_>) {
         match event.token() {
-            SIGNAL_TOKEN => {}
+            SIGNAL_TOKEN | STOP_TOKEN => {}
             Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                 if self.accepting == Accepting::Open && self.draining_since.is_none() {
                     self.accepting = self.accept_batch(LISTENER_BASE - t, ctx);
@@ -565,7 +599,7 @@ impl<'a, A: App> EventLoop<'a, A> {
         log::info!(
             "shutting down: finishing {} connection(s), at most {:?}",
             self.conns.len(),
-            self.settings.graceful_timeout
+            self.graceful_timeout()
         );
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(l.source());
@@ -582,6 +616,14 @@ impl<'a, A: App> EventLoop<'a, A> {
         }
     }
 
+    /// The drain's time: the server's, or less if a stop asked for less.
+    fn graceful_timeout(&self) -> Duration {
+        match self.stopper.requested() {
+            StopRequest::Graceful(Some(t)) => t.min(self.settings.graceful_timeout),
+            _ => self.settings.graceful_timeout,
+        }
+    }
+
     /// A drain is over once no connection is left or its time is up.
     fn drain_over(&self, now: Instant) -> bool {
         let Some(since) = self.draining_since else {
@@ -591,7 +633,7 @@ impl<'a, A: App> EventLoop<'a, A> {
             log::info!("all connections finished; exiting");
             return true;
         }
-        if now.duration_since(since) >= self.settings.graceful_timeout {
+        if now.duration_since(since) >= self.graceful_timeout() {
             log::warn!(
                 "graceful timeout: closing {} unfinished connection(s)",
                 self.conns.len()

@@ -11,3 +11,4 @@ pub mod inbuf;
 pub mod listen;
 pub mod outbuf;
 pub mod spool;
+pub mod stop;
