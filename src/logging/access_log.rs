@@ -88,17 +88,23 @@ enum Atom {
     RequestHeader(usize),
     /// `{name}o`: a response header the app set
     ResponseHeader(usize),
-    /// T, D, M, L
+    /// T
     Seconds,
+    /// D
     Micros,
+    /// M
     Millis,
+    /// L
     DecimalSeconds,
     /// p
     Pid,
-    /// m, U, q, H
+    /// m
     Method,
+    /// U
     Path,
+    /// q
     Query,
+    /// H
     Protocol,
     Unknown,
 }
@@ -266,7 +272,7 @@ impl Format {
     }
 
     /// Appends the line for `e` (without a newline) to `out`. `elapsed` is
-    /// the time the request took, `unix_secs` the time of the line.
+    /// the time the request took, `at` the time of the line.
     pub fn render(&self, e: &Entry, elapsed: Duration, at: LineTime, out: &mut Vec<u8>) {
         for seg in &self.segments {
             match seg {

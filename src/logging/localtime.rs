@@ -31,9 +31,11 @@ pub struct Clock {
     pub hour: u64,
     pub minute: u64,
     pub second: u64,
-    /// '+' or '-', then the offset's hours and minutes.
+    /// '+' or '-': the offset's direction from UTC.
     pub offset_sign: char,
+    /// Whole hours of the offset.
     pub offset_hours: u64,
+    /// Minutes of the offset past its hours.
     pub offset_minutes: u64,
 }
 

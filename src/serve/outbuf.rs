@@ -1,7 +1,8 @@
 //! Output queue of a connection: small pieces (heads, chunk sizes, CRLFs,
 //! short bodies) are copied into one growing byte segment, large app chunks
-//! are queued as they are (no copy), and everything leaves in vectored
-//! writes. Pipelined responses that are ready together share one write.
+//! are queued as they are (no copy). A single segment leaves through a plain
+//! write (send(2)), more through one vectored write (sendmsg(2)). Pipelined
+//! responses that are ready together share one write.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -150,7 +151,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
         Ok(true)
     }
 
-    /// One vectored send of the first N segments.
+    /// One send of the first N segments: plain for one, vectored for more.
     fn write_vectored<const N: usize, W: Write>(&self, w: &mut W) -> io::Result<usize> {
         let mut slices: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
         let count = self.segments.len().min(N);
