@@ -155,8 +155,9 @@ pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// gunicorn's worker timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// More workers than this is a typo, not a deployment.
-pub const MAX_WORKERS: u64 = 1024;
+/// More workers than this is a typo, not a deployment (also the most
+/// TTIN may reach).
+pub const MAX_WORKERS: usize = 1024;
 /// Upper bound for the second-valued flags: far beyond any sensible value,
 /// and small enough that `Instant + Duration` can never overflow (a panic)
 /// in the server's timers.
@@ -447,7 +448,7 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
         c.log_level = parse_log_level(&v)?;
     }
     if let Some(v) = last("workers") {
-        let n = parse_uint("workers", &v, 1, MAX_WORKERS, "an integer 1-1024")?;
+        let n = parse_uint("workers", &v, 1, MAX_WORKERS as u64, "an integer 1-1024")?;
         c.workers = n as usize;
     }
     c.preload = m.opt_present("preload");

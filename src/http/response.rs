@@ -27,6 +27,8 @@ pub struct ResponseHead {
     /// Content-Length header, so the connection can stay open.
     pub body_length: Option<u64>,
 }
+/// The `Server` field the server adds to its replies (unless the app set one).
+pub const SERVER_FIELD: &[u8] = b"Server: rwsgi-lite\r\n";
 
 /// How a response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +92,7 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&head.header_lines);
     if !head.has_server {
-        out.extend_from_slice(b"Server: rwsgi-lite\r\n");
+        out.extend_from_slice(SERVER_FIELD);
     }
     if !head.has_date {
         out.extend_from_slice(b"Date: ");
@@ -157,7 +159,8 @@ fn write_canned(
     out.extend_from_slice(num.format(reason.len() + 1).as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\nServer: rwsgi-lite\r\n");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(SERVER_FIELD);
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }

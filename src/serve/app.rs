@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config;
 use crate::http::parse::{HeaderSpan, Version};
 pub use crate::http::response::ResponseHead;
 use crate::serve::spool::RequestBody;
@@ -160,10 +161,10 @@ impl Default for ConnSettings {
     fn default() -> Self {
         ConnSettings {
             limits: Default::default(),
-            limit_request_body: 1 << 30,
-            keep_alive: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(10),
-            socket_timeout: Duration::from_secs(30),
+            limit_request_body: config::DEFAULT_LIMIT_REQUEST_BODY,
+            keep_alive: config::DEFAULT_KEEP_ALIVE,
+            header_timeout: config::DEFAULT_HEADER_TIMEOUT,
+            socket_timeout: config::DEFAULT_SOCKET_TIMEOUT,
             high_water: 64 * 1024,
         }
     }

@@ -222,8 +222,9 @@ const PULL_BUDGET: u32 = 16;
 /// The same, in time since this `drive` first pulled. Counted per drive,
 /// not from the loop's wake-up: otherwise, once a busy wake-up passed it,
 /// every later connection (and every one in the ready queue) would yield
-/// before its first pull and make no progress at all that turn.
-const PULL_TIME_BUDGET: Duration = Duration::from_millis(20);
+/// before its first pull and make no progress at all that turn. The event
+/// loop gives a whole wake-up the same budget before it polls again.
+pub const TIME_BUDGET: Duration = Duration::from_millis(20);
 
 /// How one step of the state machine ended.
 enum Step {
@@ -582,7 +583,8 @@ impl<S: Stream, R: Response> Conn<S, R> {
         }
         let mut body = Spool::with_buffer(SPOOL_THRESHOLD, app.take_body_buffer());
         if let BodyReader::Length { remaining } = reader {
-            body.buffer().reserve(remaining.min(64 * 1024) as usize);
+            body.buffer()
+                .reserve(remaining.min(BODY_READ_SPARE as u64) as usize);
         }
         self.state = State::Body {
             head_len,
@@ -821,7 +823,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             return Some(Step::FlushFirst);
         }
         let since = *self.pulls_since.get_or_insert_with(Instant::now);
-        if self.budget == 0 || since.elapsed() > PULL_TIME_BUDGET {
+        if self.budget == 0 || since.elapsed() > TIME_BUDGET {
             return Some(Step::Yield);
         }
         self.budget -= 1;

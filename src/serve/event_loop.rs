@@ -21,7 +21,7 @@ use slab::Slab;
 
 use crate::http::date::DateCache;
 use crate::serve::app::{App, ConnSettings, Local, Peer};
-use crate::serve::conn::{Conn, Ctx, Progress, Stream};
+use crate::serve::conn::{Conn, Ctx, Progress, Stream, TIME_BUDGET};
 use crate::serve::listen::ListenSocket;
 use crate::serve::stop::{Signals, StopRequest, Stopper};
 
@@ -31,9 +31,6 @@ const STOP_TOKEN: Token = Token(usize::MAX - 2);
 const LISTENER_BASE: usize = usize::MAX - 3;
 /// Deadlines are checked at least this often.
 const TICK: Duration = Duration::from_millis(500);
-/// App work per wake-up before the loop polls again (the per-connection
-/// pull budget in conn.rs has the same size).
-const TURN_BUDGET: Duration = Duration::from_millis(20);
 /// Pause accepting after EMFILE/ENFILE instead of spinning on a listener
 /// that stays readable.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -532,11 +529,11 @@ impl<'a, A: App> EventLoop<'a, A> {
     /// over is served next time whatever the load), so signals and new
     /// events are looked at between two long stretches of app code.
     fn run_ready(&mut self, ctx: &Ctx<'_>) {
-        let skip = ctx.now.elapsed() > TURN_BUDGET && !self.passed_over;
+        let skip = ctx.now.elapsed() > TIME_BUDGET && !self.passed_over;
         self.passed_over = skip && !self.ready.is_empty();
         let turns = if skip { 0 } else { self.ready.len() };
         for i in 0..turns {
-            if i > 0 && ctx.now.elapsed() > TURN_BUDGET {
+            if i > 0 && ctx.now.elapsed() > TIME_BUDGET {
                 break;
             }
             let Some(key) = self.ready.pop_front() else {

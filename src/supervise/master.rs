@@ -21,11 +21,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::config::MAX_WORKERS;
+
 /// A worker that could not import the app exits with this status
 /// (gunicorn's WORKER_BOOT_ERROR).
 pub const WORKER_BOOT_ERROR: i32 = 3;
-/// Most workers TTIN may reach.
-const MAX_WORKERS: usize = 1024;
 /// The master wakes at least this often to check heartbeats.
 const TICK: Duration = Duration::from_secs(1);
 /// Longest pause between restarts of a worker that keeps dying at start.
