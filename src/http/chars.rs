@@ -265,7 +265,9 @@ pub fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// `s` without leading and trailing SP/HTAB.
+/// `s` without leading and trailing SP/HTAB: the one trim for field values
+/// and list items, whoever reads them.
+#[inline]
 pub fn trim_ows(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);

@@ -10,7 +10,7 @@ pub enum HttpError {
     /// 408: the head (or a stalled body) did not arrive in time.
     RequestTimeout,
     /// 413: body longer than `--limit-request-body`.
-    PayloadTooLarge,
+    ContentTooLarge,
     /// 414: request line longer than `--limit-request-line`.
     UriTooLong,
     /// 431: too many header fields, or one longer than the field limit.
@@ -26,7 +26,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => 400,
             HttpError::RequestTimeout => 408,
-            HttpError::PayloadTooLarge => 413,
+            HttpError::ContentTooLarge => 413,
             HttpError::UriTooLong => 414,
             HttpError::HeaderFieldsTooLarge => 431,
             HttpError::NotImplemented => 501,
@@ -40,7 +40,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => "Bad Request",
             HttpError::RequestTimeout => "Request Timeout",
-            HttpError::PayloadTooLarge => "Content Too Large",
+            HttpError::ContentTooLarge => "Content Too Large",
             HttpError::UriTooLong => "URI Too Long",
             HttpError::HeaderFieldsTooLarge => "Request Header Fields Too Large",
             HttpError::NotImplemented => "Not Implemented",
@@ -70,7 +70,7 @@ mod tests {
         let all = [
             (HttpError::BadRequest("x"), 400, "Bad Request"),
             (HttpError::RequestTimeout, 408, "Request Timeout"),
-            (HttpError::PayloadTooLarge, 413, "Content Too Large"),
+            (HttpError::ContentTooLarge, 413, "Content Too Large"),
             (HttpError::UriTooLong, 414, "URI Too Long"),
             (
                 HttpError::HeaderFieldsTooLarge,

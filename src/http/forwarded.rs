@@ -10,6 +10,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::chars::trim_ows;
+
 /// gunicorn's default: a proxy on the same host.
 pub const DEFAULT_ALLOW_IPS: &str = "127.0.0.1,::1";
 
@@ -226,16 +228,6 @@ fn parse_addr(item: &[u8]) -> Option<IpAddr> {
         IpAddr::V6(inner.parse().ok()?)
     };
     Some(ip.to_canonical())
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ mod tests {
         let all = [
             HttpError::BadRequest("x"),
             HttpError::RequestTimeout,
-            HttpError::PayloadTooLarge,
+            HttpError::ContentTooLarge,
             HttpError::UriTooLong,
             HttpError::HeaderFieldsTooLarge,
             HttpError::NotImplemented,

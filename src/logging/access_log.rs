@@ -16,6 +16,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::http::chars::trim_ows;
 use crate::http::date::put_digits;
 use crate::http::parse::Version;
 use crate::http::response::{framing, ResponseFraming};
@@ -413,7 +414,7 @@ impl Entry {
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
-            let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+            let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
             if let Some(i) = format
                 .response_headers
                 .iter()
@@ -483,16 +484,6 @@ impl Entry {
         let (a, b) = (*self.response_spans.get(slot)?)?;
         self.data.get(a..b)
     }
-}
-
-fn trim(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 /// Appends `s` with `"` and `\` backslashed and every byte outside
@@ -568,12 +559,12 @@ fn push_ip(ip: IpAddr, out: &mut Vec<u8>) {
 /// The user name of an `Authorization: Basic` value: the base64-decoded
 /// credentials up to the first `:`.
 fn basic_auth_user(value: &[u8]) -> Option<Vec<u8>> {
-    let value = trim(value);
+    let value = trim_ows(value);
     let space = value.iter().position(|&b| b == b' ')?;
     if !value[..space].eq_ignore_ascii_case(b"basic") {
         return None;
     }
-    let mut creds = base64_decode(trim(&value[space + 1..]))?;
+    let mut creds = base64_decode(trim_ows(&value[space + 1..]))?;
     if let Some(colon) = creds.iter().position(|&b| b == b':') {
         creds.truncate(colon);
     }

@@ -131,14 +131,15 @@ impl LocalZone {
         }
     }
 
-    /// Seconds east of UTC at `unix_secs`.
+    /// Seconds east of UTC at `unix_secs`; the answer for the last second
+    /// asked is kept (the lookup itself is [`zone_offset`]).
     pub fn offset_at(&self, unix_secs: u64) -> i32 {
         if let Some((secs, offset)) = self.last.get() {
             if secs == unix_secs {
                 return offset;
             }
         }
-        let offset = offset_at(&self.zone, unix_secs);
+        let offset = zone_offset(&self.zone, unix_secs);
         self.last.set(Some((unix_secs, offset)));
         offset
     }
@@ -148,7 +149,7 @@ impl LocalZone {
 /// calls here: an `unwrap` inside jiff's civil-time conversions would link
 /// in the `Debug` code of all its error kinds (~70 KiB, resident in every
 /// process).
-pub fn offset_at(zone: &TimeZone, unix_secs: u64) -> i32 {
+pub fn zone_offset(zone: &TimeZone, unix_secs: u64) -> i32 {
     i64::try_from(unix_secs)
         .ok()
         .and_then(|s| Timestamp::from_second(s).ok())

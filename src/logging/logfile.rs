@@ -249,7 +249,7 @@ pub fn init(level: log::LevelFilter, error_logfile: Option<&Path>) -> io::Result
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let t = Clock::at(now, localtime::offset_at(&log_zone, now));
+        let t = Clock::at(now, localtime::zone_offset(&log_zone, now));
         // The pid is read per record: forked workers each log their own.
         writeln!(
             buf,

@@ -570,7 +570,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 return self.dispatch(head_len, info, RequestBody::default(), app, ctx);
             }
             BodyFraming::Length(n) if n > self.settings.limit_request_body => {
-                self.fail(HttpError::PayloadTooLarge, ctx);
+                self.fail(HttpError::ContentTooLarge, ctx);
                 return Step::Continue;
             }
             BodyFraming::Length(n) => BodyReader::Length { remaining: n },
@@ -631,7 +631,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 Ok(d) => {
                     self.inbuf.remove(head_len, d.consumed);
                     if body.len() > limit {
-                        self.fail(HttpError::PayloadTooLarge, ctx);
+                        self.fail(HttpError::ContentTooLarge, ctx);
                         return Step::Continue;
                     }
                     d.done

@@ -42,8 +42,8 @@ impl std::fmt::Display for BindError {
 
 impl std::error::Error for BindError {}
 
-/// One address we serve.
-pub struct Bound {
+/// One address we serve: its listening socket, shared by every worker.
+pub struct Listener {
     socket: Socket,
     local: Local,
     /// `--reuse-port`: each worker binds a listening socket of its own to
@@ -51,7 +51,7 @@ pub struct Bound {
     reuse_port: Option<i32>,
 }
 
-impl Bound {
+impl Listener {
     pub fn local(&self) -> &Local {
         &self.local
     }
@@ -93,7 +93,7 @@ impl Bound {
 /// those are removed when the creating process drops it (never by a
 /// forked worker, which shares the memory but not the ownership).
 pub struct Listeners {
-    pub sockets: Vec<Bound>,
+    pub sockets: Vec<Listener>,
     created_files: Vec<PathBuf>,
     owner_pid: u32,
 }
@@ -169,7 +169,7 @@ fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Bound> {
+fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
     let socket = tcp_socket(addr, reuse_port)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
@@ -178,20 +178,20 @@ fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Boun
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("TCP socket without an IP address"))?;
-    Ok(Bound {
+    Ok(Listener {
         socket,
         local: Local::Tcp(local),
         reuse_port: reuse_port.then_some(backlog),
     })
 }
 
-fn bind_unix(path: &Path, backlog: i32) -> io::Result<Bound> {
+fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
     remove_stale_socket(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_cloexec(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
     socket.listen(backlog)?;
-    Ok(Bound {
+    Ok(Listener {
         socket,
         local: Local::Unix(path.to_path_buf()),
         reuse_port: None,
@@ -199,7 +199,7 @@ fn bind_unix(path: &Path, backlog: i32) -> io::Result<Bound> {
 }
 
 /// Takes over an inherited listening socket (`fd://N`, systemd).
-pub fn adopt_fd(fd: RawFd) -> io::Result<Bound> {
+pub fn adopt_fd(fd: RawFd) -> io::Result<Listener> {
     // SAFETY: fcntl(F_GETFD) only queries the descriptor table; it fails
     // with EBADF for a number that is not open, which we report instead of
     // adopting a descriptor that does not exist.
@@ -227,7 +227,7 @@ pub fn adopt_fd(fd: RawFd) -> io::Result<Bound> {
                 .unwrap_or_else(|| PathBuf::from(format!("fd://{fd}"))),
         ),
     };
-    Ok(Bound {
+    Ok(Listener {
         socket,
         local,
         reuse_port: None,

@@ -134,10 +134,21 @@ impl Worker {
     }
 }
 
+/// The first workers could not import the app: the master stops, and ends
+/// with [`MasterError::BootFailed`] once they are gone.
+#[derive(Clone, Copy, Debug)]
+struct BootFailed;
+
+impl From<BootFailed> for MasterError {
+    fn from(_: BootFailed) -> Self {
+        MasterError::BootFailed
+    }
+}
+
 struct Stopping {
     deadline: Instant,
     killed: bool,
-    result: Result<(), ()>,
+    result: Result<(), BootFailed>,
 }
 
 struct Master<'a, S: Spawner> {
@@ -210,7 +221,7 @@ impl<S: Spawner> Master<'_, S> {
             if let Some(stop) = &mut self.stopping {
                 if self.workers.is_empty() {
                     log::info!("master {} exiting", self.pid);
-                    return stop.result.map_err(|()| MasterError::BootFailed);
+                    return stop.result.map_err(MasterError::from);
                 }
                 if now >= stop.deadline && !stop.killed {
                     stop.killed = true;
@@ -399,7 +410,7 @@ impl<S: Spawner> Master<'_, S> {
                 log::error!("worker {pid} failed to load the application; stopping");
                 self.stop(Signal::SIGTERM);
                 if let Some(stop) = &mut self.stopping {
-                    stop.result = Err(());
+                    stop.result = Err(BootFailed);
                 }
                 return;
             }

@@ -21,7 +21,7 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::http::chars::is_tchar;
+use crate::http::chars::{is_tchar, trim_ows};
 use crate::serve::app::ResponseHead;
 
 // Not `unsendable`: an app may call start_response and write() from a
@@ -412,7 +412,7 @@ fn check_header(lines: &mut Vec<u8>, pair: &Bound<'_, PyTuple>) -> PyResult<Effe
     // Only a few names matter to the server; their lengths sort most
     // headers out before any comparison.
     let name = &lines[line_start..name_end];
-    let value = trim(&lines[value_start..]);
+    let value = trim_ows(&lines[value_start..]);
     let effect = match name.len() {
         4 if name.eq_ignore_ascii_case(b"date") => Effect::Date,
         6 if name.eq_ignore_ascii_case(b"server") => Effect::Server,
@@ -524,18 +524,6 @@ impl HeaderCache {
             effect,
         });
     }
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// `NNN reason`: three digits (200-999; 1xx are not the app's to send), a
