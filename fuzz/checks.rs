@@ -1118,9 +1118,6 @@ pub fn check_conn(data: &[u8]) {
             now: Instant::now(),
             date: DATE,
             draining: false,
-            // Both ways of finishing a turn, as the server and as a plain
-            // caller would.
-            defer_writes: drives % 2 == 0,
         };
         let before = out.borrow().len();
         let p = match conn.drive(&mut app, &ctx) {
@@ -1159,9 +1156,12 @@ pub fn check_conn(data: &[u8]) {
                 now: Instant::now(),
                 date: DATE,
                 draining: false,
-                defer_writes: false,
             };
-            if conn.drive(&mut app, &ctx) == Progress::Closed {
+            let p = match conn.drive(&mut app, &ctx) {
+                Progress::Flush | Progress::FlushThenResume => conn.flush_deferred(&ctx),
+                p => p,
+            };
+            if p == Progress::Closed {
                 break;
             }
         }

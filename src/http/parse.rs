@@ -206,11 +206,6 @@ impl HeadParser {
         self.headers.clear();
     }
 
-    /// The limits this parser enforces.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Examines `buf` (which always starts at the head's first byte and only
     /// grows between calls until `reset`) from where the previous call
     /// stopped. Returns `Partial` only when the head may still become valid:

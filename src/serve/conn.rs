@@ -94,13 +94,17 @@ pub enum Progress {
     Yield,
     /// Done: deregister and drop it.
     Closed,
-    /// Only with `Ctx::defer_writes`: responses are queued and the
-    /// connection waits for its next request; call [`Conn::flush_deferred`]
-    /// before the loop sleeps.
+    /// Responses are queued and the connection waits for its next request;
+    /// call [`Conn::flush_deferred`] before the loop sleeps. The server
+    /// writes every such connection back to back once it has run all the
+    /// requests that were ready: spacing the writes by the app's run time
+    /// would wake the clients one by one (on loopback and in VMs a wake-up
+    /// is an expensive IPI); written together, a client wakes once for many
+    /// responses.
     Flush,
-    /// Only with `Ctx::defer_writes`: like `Flush`, but the response goes on
-    /// (the app's iterable has more): once the output has left, drive the
-    /// connection again as for `Yield`.
+    /// Like `Flush`, but the response goes on (the app's iterable has
+    /// more): once the output has left, drive the connection again as for
+    /// `Yield`.
     FlushThenResume,
 }
 
@@ -112,13 +116,6 @@ pub struct Ctx<'a> {
     /// The server is shutting down: finish the current response, keep no
     /// connection alive.
     pub draining: bool,
-    /// A connection that finished its responses and waits for input leaves
-    /// them queued (`Progress::Flush`): the server writes every such
-    /// connection back to back once it has run all the requests that were
-    /// ready. Spacing the writes by the app's run time would wake the
-    /// clients one by one (on loopback and in VMs a wake-up is an expensive
-    /// IPI); written together, a client wakes once for many responses.
-    pub defer_writes: bool,
 }
 
 /// Free space wanted before a read. The buffer is not grown (and so not
@@ -237,9 +234,8 @@ enum Step {
     /// Like `Blocked`, at the point where the connection waits for its
     /// next request: output may be left for a deferred flush.
     Idle,
-    /// Output must leave before the app runs again (a streaming body): with
-    /// deferred writes it leaves at the end of the turn, and the connection
-    /// resumes after that.
+    /// Output must leave before the app runs again (a streaming body): it
+    /// leaves at the end of the turn, and the connection resumes after that.
     FlushFirst,
     /// Drop the connection now.
     Close,
@@ -380,11 +376,9 @@ impl<S: Stream, R: Response> Conn<S, R> {
                         }
                     };
                 }
-                Step::Idle if ctx.defer_writes && !self.out.is_empty() => {
-                    return Progress::Flush;
-                }
-                Step::FlushFirst if ctx.defer_writes => return Progress::FlushThenResume,
-                Step::Blocked | Step::Idle | Step::FlushFirst => {
+                Step::Idle if !self.out.is_empty() => return Progress::Flush,
+                Step::FlushFirst => return Progress::FlushThenResume,
+                Step::Blocked | Step::Idle => {
                     if self.out.is_empty() {
                         return Progress::Open;
                     }

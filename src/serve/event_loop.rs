@@ -412,7 +412,6 @@ impl<'a, A: App> EventLoop<'a, A> {
                 now,
                 date: dates.now(),
                 draining: self.draining_since.is_some(),
-                defer_writes: true,
             };
             // The next batch of clients left queued last turn.
             if self.accepting == Accepting::More {
