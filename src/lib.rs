@@ -9,8 +9,11 @@
 //!   start_response, driving the response), behind the `python` feature.
 //! - `supervise`: the master, its workers and the pid file.
 //! - `logging`: log files, the access-log format and batching, local time.
-//! - `config`: the command line, parsed into a `Config` (pure).
+//! - `config`: the command line, parsed into a `Config` (pure); `cli`
+//!   runs it, for both front ends (the binary and the Python package).
 
+#[cfg(feature = "python")]
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;

@@ -9,6 +9,7 @@ pub mod file_wrapper;
 pub mod input;
 pub mod python;
 pub mod response;
+pub mod serving;
 pub mod start_response;
 
 use std::rc::Rc;

@@ -281,6 +281,22 @@ pub fn describe(py: Python<'_>) -> String {
     format!("Python {version}, sys.prefix {prefix}")
 }
 
+/// Flushes `sys.stdout` and `sys.stderr`: what a process that exits
+/// without finalizing Python would otherwise lose.
+pub fn flush_std_streams() {
+    Python::attach(|py| {
+        let Ok(sys) = py.import("sys") else {
+            return;
+        };
+        for name in ["stdout", "stderr"] {
+            if let Ok(stream) = sys.getattr(name) {
+                // A closed or replaced stream may refuse; nothing to do then.
+                let _ = stream.call_method0("flush");
+            }
+        }
+    });
+}
+
 /// Finalises the interpreter so atexit handlers run.
 pub fn finalize() {
     // SAFETY: the GIL is not held by this thread here (everything ran
