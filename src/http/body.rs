@@ -1,9 +1,11 @@
 //! Request message framing and connection semantics (RFC 9112 sections 6.3,
 //! 9.3): decides from a parsed head how the body is delimited, whether the
-//! connection persists, and whether the client waits for `100 Continue`.
+//! connection persists, and whether the client waits for `100 Continue`;
+//! then reads the body by that decision ([`BodyDecoder`]).
 
 use super::authority;
 use super::chars::{is_token, trim_ows};
+use super::chunked::{ChunkedDecoder, Decoded};
 use super::parse::{HeaderSpan, Span, Version};
 use super::HttpError;
 
@@ -188,6 +190,108 @@ fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',')
         .map(trim_ows)
         .filter(|e| !e.is_empty())
+}
+
+/// Reads a request body by its framing: how many of the bytes after the
+/// head belong to the body, where it ends, and what is wrong with it. The
+/// connection decides when to read and where the body bytes go.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    kind: DecoderKind,
+}
+
+#[derive(Debug)]
+enum DecoderKind {
+    /// No body.
+    Empty,
+    /// Content-Length: the bytes still to come.
+    Length { remaining: u64 },
+    Chunked {
+        decoder: ChunkedDecoder,
+        /// Body bytes decoded so far, held to `limit`.
+        received: u64,
+        limit: u64,
+    },
+}
+
+impl BodyDecoder {
+    /// The decoder for `framing`. A declared length over `limit` is 413
+    /// before any of the body is read; a chunked body is held to it as it
+    /// arrives.
+    #[inline]
+    pub fn new(framing: BodyFraming, limit: u64) -> Result<Self, HttpError> {
+        let kind = match framing {
+            BodyFraming::Empty => DecoderKind::Empty,
+            BodyFraming::Length(n) if n > limit => return Err(HttpError::ContentTooLarge),
+            BodyFraming::Length(n) => DecoderKind::Length { remaining: n },
+            BodyFraming::Chunked => DecoderKind::Chunked {
+                decoder: ChunkedDecoder::new(),
+                received: 0,
+                limit,
+            },
+        };
+        Ok(BodyDecoder { kind })
+    }
+
+    /// Whether the whole body has been read: from the start when there is
+    /// none or its length is 0.
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        match &self.kind {
+            DecoderKind::Empty => true,
+            DecoderKind::Length { remaining } => *remaining == 0,
+            DecoderKind::Chunked { decoder, .. } => decoder.is_done(),
+        }
+    }
+
+    /// The body bytes still to come, where the framing says (not for
+    /// chunked): lets the reader size its reads.
+    #[inline]
+    pub fn remaining(&self) -> Option<u64> {
+        match &self.kind {
+            DecoderKind::Empty => Some(0),
+            DecoderKind::Length { remaining } => Some(*remaining),
+            DecoderKind::Chunked { .. } => None,
+        }
+    }
+
+    /// Takes the body's part of `input` (bytes that follow the head),
+    /// appending the body bytes to `out`. Never takes a byte past the end
+    /// of the body: those belong to the next (pipelined) request. Errors:
+    /// malformed chunked framing, 400; a chunked body past the limit, 413
+    /// (checked once per call, on all it decoded). After an error the
+    /// decoder must not be used again.
+    #[inline]
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Decoded, HttpError> {
+        match &mut self.kind {
+            DecoderKind::Empty => Ok(Decoded {
+                consumed: 0,
+                done: true,
+            }),
+            DecoderKind::Length { remaining } => {
+                let take = (*remaining).min(input.len() as u64) as usize;
+                out.extend_from_slice(input.get(..take).unwrap_or_default());
+                *remaining -= take as u64;
+                Ok(Decoded {
+                    consumed: take,
+                    done: *remaining == 0,
+                })
+            }
+            DecoderKind::Chunked {
+                decoder,
+                received,
+                limit,
+            } => {
+                let before = out.len();
+                let decoded = decoder.decode(input, out)?;
+                *received += (out.len() - before) as u64;
+                if *received > *limit {
+                    return Err(HttpError::ContentTooLarge);
+                }
+                Ok(decoded)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -385,5 +489,155 @@ mod tests {
             },
         }];
         assert!(analyze(b"abc", Version::Http10, &h).is_ok());
+    }
+
+    /// What a decoder made of `input` arriving in pieces that end at `cuts`
+    /// (then the rest): each call gets every byte arrived and not yet
+    /// consumed, as the connection's input buffer gives them.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Fed {
+        /// Body bytes, input bytes consumed, done.
+        Ok(Vec<u8>, usize, bool),
+        Err(HttpError),
+    }
+
+    fn feed(framing: BodyFraming, limit: u64, input: &[u8], cuts: &[usize]) -> Fed {
+        let mut d = match BodyDecoder::new(framing, limit) {
+            Ok(d) => d,
+            Err(e) => return Fed::Err(e),
+        };
+        let mut body = Vec::new();
+        let mut consumed = 0;
+        for &end in cuts.iter().chain(std::iter::once(&input.len())) {
+            let end = end.clamp(consumed, input.len());
+            match d.decode(&input[consumed..end], &mut body) {
+                Ok(r) => {
+                    assert!(consumed + r.consumed <= end, "consumed past the input");
+                    consumed += r.consumed;
+                    assert_eq!(r.done, d.is_done());
+                    if !r.done {
+                        assert_eq!(consumed, end, "not done but left bytes");
+                    }
+                }
+                Err(e) => return Fed::Err(e),
+            }
+        }
+        Fed::Ok(body, consumed, d.is_done())
+    }
+
+    /// Whole, byte by byte and split in two at every point: all the same.
+    fn fed(framing: BodyFraming, limit: u64, input: &[u8]) -> Fed {
+        let whole = feed(framing, limit, input, &[]);
+        let bytewise: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(
+            feed(framing, limit, input, &bytewise),
+            whole,
+            "byte by byte"
+        );
+        for cut in 0..=input.len() {
+            assert_eq!(feed(framing, limit, input, &[cut]), whole, "split at {cut}");
+        }
+        whole
+    }
+
+    const NEXT: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+    #[test]
+    fn decoder_without_body_is_done_at_once() {
+        for framing in [BodyFraming::Empty, BodyFraming::Length(0)] {
+            let d = BodyDecoder::new(framing, 0).unwrap();
+            assert!(d.is_done());
+            assert_eq!(d.remaining(), Some(0));
+            assert_eq!(fed(framing, 0, NEXT), Fed::Ok(Vec::new(), 0, true));
+        }
+    }
+
+    #[test]
+    fn decoder_takes_a_length_exactly() {
+        let framing = BodyFraming::Length(5);
+        assert_eq!(
+            fed(framing, 5, b"hello"),
+            Fed::Ok(b"hello".to_vec(), 5, true)
+        );
+        assert_eq!(fed(framing, 5, b"hel"), Fed::Ok(b"hel".to_vec(), 3, false));
+        // Never past the end: the pipelined request is left.
+        let input = [&b"hello"[..], NEXT].concat();
+        assert_eq!(fed(framing, 5, &input), Fed::Ok(b"hello".to_vec(), 5, true));
+        // Once done, nothing more is taken.
+        let mut d = BodyDecoder::new(framing, 5).unwrap();
+        let mut body = Vec::new();
+        assert_eq!(d.remaining(), Some(5));
+        assert!(!d.decode(b"hel", &mut body).unwrap().done);
+        assert_eq!(d.remaining(), Some(2));
+        let r = d.decode(&input[3..], &mut body).unwrap();
+        assert_eq!((r.consumed, r.done), (2, true));
+        let r = d.decode(NEXT, &mut body).unwrap();
+        assert_eq!((r.consumed, r.done), (0, true));
+        assert_eq!(body, b"hello");
+    }
+
+    #[test]
+    fn decoder_chunked_at_every_split() {
+        let input = [
+            &b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX: y\r\n\r\n"[..],
+            NEXT,
+        ]
+        .concat();
+        assert_eq!(
+            fed(BodyFraming::Chunked, 100, &input),
+            Fed::Ok(b"hello world".to_vec(), input.len() - NEXT.len(), true)
+        );
+        let d = BodyDecoder::new(BodyFraming::Chunked, 100).unwrap();
+        assert!(!d.is_done());
+        assert_eq!(d.remaining(), None);
+        assert_eq!(
+            fed(BodyFraming::Chunked, 100, b"5\r\nhel"),
+            Fed::Ok(b"hel".to_vec(), 6, false)
+        );
+    }
+
+    #[test]
+    fn decoder_limits_are_413() {
+        assert_eq!(
+            feed(BodyFraming::Length(6), 5, b"hello!", &[]),
+            Fed::Err(HttpError::ContentTooLarge)
+        );
+        assert_eq!(
+            fed(BodyFraming::Length(5), 5, b"hello"),
+            Fed::Ok(b"hello".to_vec(), 5, true)
+        );
+        let input = b"3\r\nhel\r\n3\r\nlo!\r\n0\r\n\r\n";
+        assert_eq!(
+            fed(BodyFraming::Chunked, 6, input),
+            Fed::Ok(b"hello!".to_vec(), input.len(), true)
+        );
+        // Refused as soon as the decoded bytes pass the limit, however the
+        // input is split.
+        assert_eq!(
+            fed(BodyFraming::Chunked, 5, input),
+            Fed::Err(HttpError::ContentTooLarge)
+        );
+        assert_eq!(
+            fed(BodyFraming::Chunked, 5, b"6\r\nhello!"),
+            Fed::Err(HttpError::ContentTooLarge)
+        );
+    }
+
+    #[test]
+    fn decoder_malformed_chunked_is_400() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\r\nhelloX\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"0\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            assert!(
+                matches!(
+                    fed(BodyFraming::Chunked, 100, bad),
+                    Fed::Err(HttpError::BadRequest(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

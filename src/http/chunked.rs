@@ -21,6 +21,10 @@ const FORBIDDEN_TRAILERS: [&[u8]; 6] = [
 ];
 const ALL_FORBIDDEN: u8 = (1 << FORBIDDEN_TRAILERS.len()) - 1;
 
+/// Where the decoder is. Each state has its own function in
+/// `ChunkedDecoder`, which reads one byte and returns the next state; those
+/// of the size line and of the trailer section first count the byte
+/// against that part's bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Hex digits of a chunk-size (at least one required).
@@ -108,14 +112,7 @@ impl ChunkedDecoder {
         let mut i = 0usize;
         while i < input.len() && self.state != State::Done {
             if self.state == State::Data {
-                let rest = input.get(i..).unwrap_or(&[]);
-                let n = usize::try_from(self.size).map_or(rest.len(), |s| s.min(rest.len()));
-                out.extend_from_slice(rest.get(..n).unwrap_or(&[]));
-                i += n;
-                self.size -= n as u64;
-                if self.size == 0 {
-                    self.state = State::DataCr;
-                }
+                i += self.data(input.get(i..).unwrap_or(&[]), out);
                 continue;
             }
             let Some(&b) = input.get(i) else { break };
@@ -128,144 +125,214 @@ impl ChunkedDecoder {
         })
     }
 
-    /// One byte of anything but chunk data.
-    fn step(&mut self, b: u8) -> Result<(), HttpError> {
-        match self.state {
-            State::Size | State::SizeBws | State::Ext if b != b'\r' => {
-                self.line_len += 1;
-                if self.line_len > MAX_SIZE_LINE {
-                    return Err(bad("chunk-size line too long"));
-                }
-            }
-            State::TrailerStart
-            | State::TrailerName
-            | State::TrailerValue
-            | State::TrailerLf
-            | State::FinalLf => {
-                self.trailer_len += 1;
-                if self.trailer_len > MAX_TRAILER {
-                    return Err(bad("trailer section too long"));
-                }
-            }
-            _ => {}
+    /// Chunk data, copied in bulk: as much of `rest` as the chunk still
+    /// has. Returns how many bytes that was.
+    #[inline]
+    fn data(&mut self, rest: &[u8], out: &mut Vec<u8>) -> usize {
+        let n = usize::try_from(self.size).map_or(rest.len(), |s| s.min(rest.len()));
+        out.extend_from_slice(rest.get(..n).unwrap_or(&[]));
+        self.size -= n as u64;
+        if self.size == 0 {
+            self.state = State::DataCr;
         }
-        match self.state {
-            State::Size => {
-                if is_hexdig(b) {
-                    self.any_digit = true;
-                    if self.digits == 0 && b == b'0' {
-                        return Ok(());
-                    }
-                    self.digits += 1;
-                    // 16 significant hex digits always fit a u64.
-                    if self.digits > 16 {
-                        return Err(bad("chunk-size too large"));
-                    }
-                    self.size = (self.size << 4) | u64::from(hex_val(b));
-                } else if !self.any_digit {
-                    return Err(bad("invalid chunk-size"));
-                } else {
-                    match b {
-                        b'\r' => self.state = State::SizeLf,
-                        b';' => self.state = State::Ext,
-                        b' ' | b'\t' => self.state = State::SizeBws,
-                        _ => return Err(bad("invalid chunk-size")),
-                    }
-                }
-            }
-            State::SizeBws => match b {
-                b' ' | b'\t' => {}
-                b';' => self.state = State::Ext,
-                _ => return Err(bad("whitespace after chunk-size")),
-            },
-            State::Ext => match b {
-                b'\r' => self.state = State::SizeLf,
-                b'\t' => {}
-                _ if b < 0x20 || b == 0x7f => {
-                    return Err(bad("control byte in chunk extension"));
-                }
-                _ => {}
-            },
-            State::SizeLf => {
-                if b != b'\n' {
-                    return Err(bad("chunk-size line without CRLF"));
-                }
-                self.line_len = 0;
-                self.state = if self.size == 0 {
-                    State::TrailerStart
-                } else {
-                    State::Data
-                };
-            }
+        n
+    }
+
+    /// One byte of anything but chunk data, read by the function of the
+    /// current state, which returns the next state.
+    #[inline]
+    fn step(&mut self, b: u8) -> Result<(), HttpError> {
+        self.state = match self.state {
+            State::Size => self.size(b)?,
+            State::SizeBws => self.size_bws(b)?,
+            State::Ext => self.ext(b)?,
+            State::SizeLf => self.size_lf(b)?,
             // decode() copies data in bulk and never gets here with Data;
             // a zero-size Data would mean a logic error, reported not panicked.
             State::Data => return Err(bad("chunk decoder state error")),
-            State::DataCr => {
-                if b != b'\r' {
-                    return Err(bad("chunk data not followed by CRLF"));
-                }
-                self.state = State::DataLf;
+            State::DataCr => self.data_cr(b)?,
+            State::DataLf => self.data_lf(b)?,
+            State::TrailerStart => self.trailer_start(b)?,
+            State::TrailerName => self.trailer_name(b)?,
+            State::TrailerValue => self.trailer_value(b)?,
+            State::TrailerLf => self.trailer_lf(b)?,
+            State::FinalLf => self.final_lf(b)?,
+            State::Done => State::Done,
+        };
+        Ok(())
+    }
+
+    /// Counts a byte of the size line (the CR aside) against its bound.
+    #[inline]
+    fn line_byte(&mut self, b: u8) -> Result<(), HttpError> {
+        if b != b'\r' {
+            self.line_len += 1;
+            if self.line_len > MAX_SIZE_LINE {
+                return Err(bad("chunk-size line too long"));
             }
-            State::DataLf => {
-                if b != b'\n' {
-                    return Err(bad("chunk data not followed by CRLF"));
-                }
-                self.size = 0;
-                self.digits = 0;
-                self.any_digit = false;
-                self.state = State::Size;
-            }
-            State::TrailerStart => match b {
-                b'\r' => self.state = State::FinalLf,
-                b' ' | b'\t' => return Err(bad("obsolete line folding in trailer")),
-                _ if is_tchar(b) => {
-                    self.name_len = 0;
-                    self.forbidden = ALL_FORBIDDEN;
-                    self.name_byte(b);
-                    self.state = State::TrailerName;
-                }
-                _ => return Err(bad("invalid trailer field")),
-            },
-            State::TrailerName => {
-                if is_tchar(b) {
-                    self.name_byte(b);
-                } else if b == b':' {
-                    let len = self.name_len;
-                    let hit = FORBIDDEN_TRAILERS
-                        .iter()
-                        .enumerate()
-                        .any(|(k, n)| self.forbidden & (1 << k) != 0 && n.len() == len);
-                    if hit {
-                        return Err(bad("forbidden trailer field"));
-                    }
-                    self.state = State::TrailerValue;
-                } else {
-                    return Err(bad("invalid trailer field name"));
-                }
-            }
-            State::TrailerValue => match b {
-                b'\r' => self.state = State::TrailerLf,
-                b'\t' => {}
-                _ if b < 0x20 || b == 0x7f => {
-                    return Err(bad("invalid byte in trailer value"));
-                }
-                _ => {}
-            },
-            State::TrailerLf => {
-                if b != b'\n' {
-                    return Err(bad("bare CR in trailer"));
-                }
-                self.state = State::TrailerStart;
-            }
-            State::FinalLf => {
-                if b != b'\n' {
-                    return Err(bad("bare CR after last chunk"));
-                }
-                self.state = State::Done;
-            }
-            State::Done => {}
         }
         Ok(())
+    }
+
+    /// Counts a byte of the trailer section against its bound.
+    #[inline]
+    fn trailer_byte(&mut self) -> Result<(), HttpError> {
+        self.trailer_len += 1;
+        if self.trailer_len > MAX_TRAILER {
+            return Err(bad("trailer section too long"));
+        }
+        Ok(())
+    }
+
+    /// Hex digits (leading zeros are not significant), then what may
+    /// follow the size.
+    #[inline]
+    fn size(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        if is_hexdig(b) {
+            self.any_digit = true;
+            if self.digits > 0 || b != b'0' {
+                self.digits += 1;
+                // 16 significant hex digits always fit a u64.
+                if self.digits > 16 {
+                    return Err(bad("chunk-size too large"));
+                }
+                self.size = (self.size << 4) | u64::from(hex_val(b));
+            }
+            return Ok(State::Size);
+        }
+        if !self.any_digit {
+            return Err(bad("invalid chunk-size"));
+        }
+        match b {
+            b'\r' => Ok(State::SizeLf),
+            b';' => Ok(State::Ext),
+            b' ' | b'\t' => Ok(State::SizeBws),
+            _ => Err(bad("invalid chunk-size")),
+        }
+    }
+
+    #[inline]
+    fn size_bws(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        match b {
+            b' ' | b'\t' => Ok(State::SizeBws),
+            b';' => Ok(State::Ext),
+            _ => Err(bad("whitespace after chunk-size")),
+        }
+    }
+
+    #[inline]
+    fn ext(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        match b {
+            b'\r' => Ok(State::SizeLf),
+            b'\t' => Ok(State::Ext),
+            _ if b < 0x20 || b == 0x7f => Err(bad("control byte in chunk extension")),
+            _ => Ok(State::Ext),
+        }
+    }
+
+    /// The end of a size line: a chunk's data follows, or after the last
+    /// chunk (size 0) the trailer section.
+    #[inline]
+    fn size_lf(&mut self, b: u8) -> Result<State, HttpError> {
+        if b != b'\n' {
+            return Err(bad("chunk-size line without CRLF"));
+        }
+        self.line_len = 0;
+        Ok(if self.size == 0 {
+            State::TrailerStart
+        } else {
+            State::Data
+        })
+    }
+
+    #[inline]
+    fn data_cr(&mut self, b: u8) -> Result<State, HttpError> {
+        if b != b'\r' {
+            return Err(bad("chunk data not followed by CRLF"));
+        }
+        Ok(State::DataLf)
+    }
+
+    /// The end of a chunk: the next size line begins.
+    #[inline]
+    fn data_lf(&mut self, b: u8) -> Result<State, HttpError> {
+        if b != b'\n' {
+            return Err(bad("chunk data not followed by CRLF"));
+        }
+        self.size = 0;
+        self.digits = 0;
+        self.any_digit = false;
+        Ok(State::Size)
+    }
+
+    #[inline]
+    fn trailer_start(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_byte()?;
+        match b {
+            b'\r' => Ok(State::FinalLf),
+            b' ' | b'\t' => Err(bad("obsolete line folding in trailer")),
+            _ if is_tchar(b) => {
+                self.name_len = 0;
+                self.forbidden = ALL_FORBIDDEN;
+                self.name_byte(b);
+                Ok(State::TrailerName)
+            }
+            _ => Err(bad("invalid trailer field")),
+        }
+    }
+
+    /// A trailer field name, refused at its colon if it is forbidden.
+    #[inline]
+    fn trailer_name(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_byte()?;
+        if is_tchar(b) {
+            self.name_byte(b);
+            return Ok(State::TrailerName);
+        }
+        if b != b':' {
+            return Err(bad("invalid trailer field name"));
+        }
+        let len = self.name_len;
+        let hit = FORBIDDEN_TRAILERS
+            .iter()
+            .enumerate()
+            .any(|(k, n)| self.forbidden & (1 << k) != 0 && n.len() == len);
+        if hit {
+            return Err(bad("forbidden trailer field"));
+        }
+        Ok(State::TrailerValue)
+    }
+
+    #[inline]
+    fn trailer_value(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_byte()?;
+        match b {
+            b'\r' => Ok(State::TrailerLf),
+            b'\t' => Ok(State::TrailerValue),
+            _ if b < 0x20 || b == 0x7f => Err(bad("invalid byte in trailer value")),
+            _ => Ok(State::TrailerValue),
+        }
+    }
+
+    #[inline]
+    fn trailer_lf(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_byte()?;
+        if b != b'\n' {
+            return Err(bad("bare CR in trailer"));
+        }
+        Ok(State::TrailerStart)
+    }
+
+    #[inline]
+    fn final_lf(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_byte()?;
+        if b != b'\n' {
+            return Err(bad("bare CR after last chunk"));
+        }
+        Ok(State::Done)
     }
 
     fn name_byte(&mut self, b: u8) {

@@ -13,8 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::http::body::{self, BodyFraming, RequestInfo};
-use crate::http::chunked::ChunkedDecoder;
+use crate::http::body::{self, BodyDecoder, RequestInfo};
 use crate::http::encode::BodyEncoder;
 use crate::http::parse::{HeadParser, Status, Version};
 use crate::http::response::{self, ResponseHead};
@@ -135,11 +134,6 @@ const LINGER_MAX_DISCARD: usize = 256 * 1024;
 /// to a round trip, and a reloading worker must not drop it unanswered.
 const DRAIN_FRESH_GRACE: Duration = Duration::from_secs(1);
 
-enum BodyReader {
-    Length { remaining: u64 },
-    Chunked(ChunkedDecoder),
-}
-
 struct Active<R> {
     response: R,
     /// The body's encoder, from writing the head: until then, `None`.
@@ -192,7 +186,7 @@ enum State<R> {
         head_len: usize,
         info: RequestInfo,
         body: Spool,
-        reader: BodyReader,
+        decoder: BodyDecoder,
     },
     // Inline, not boxed: a box was one malloc and free per request, and
     // the slab's slots are few enough for the larger size not to matter.
@@ -559,16 +553,15 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 return Step::Continue;
             }
         };
-        let reader = match info.framing {
-            BodyFraming::Empty | BodyFraming::Length(0) => {
+        let decoder = match BodyDecoder::new(info.framing, self.settings.limit_request_body) {
+            Ok(d) if d.is_done() => {
                 return self.dispatch(head_len, info, RequestBody::default(), app, ctx);
             }
-            BodyFraming::Length(n) if n > self.settings.limit_request_body => {
-                self.fail(HttpError::ContentTooLarge, ctx);
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(e, ctx);
                 return Step::Continue;
             }
-            BodyFraming::Length(n) => BodyReader::Length { remaining: n },
-            BodyFraming::Chunked => BodyReader::Chunked(ChunkedDecoder::new()),
         };
         // A client that sent `Expect: 100-continue` waits for our go-ahead
         // before the body; skip it if the body is already arriving.
@@ -576,7 +569,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
             self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         let mut body = Spool::with_buffer(SPOOL_THRESHOLD, app.take_body_buffer());
-        if let BodyReader::Length { remaining } = reader {
+        if let Some(remaining) = decoder.remaining() {
             body.buffer()
                 .reserve(remaining.min(BODY_READ_SPARE as u64) as usize);
         }
@@ -584,17 +577,18 @@ impl<S: Stream, R: Response> Conn<S, R> {
             head_len,
             info,
             body,
-            reader,
+            decoder,
         };
         Step::Continue
     }
 
+    /// Feeds the body bytes at hand to the decoder and the spool; reads
+    /// more while the body is not complete.
     fn step_body<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
-        let limit = self.settings.limit_request_body;
         let State::Body {
             head_len,
             body,
-            reader,
+            decoder,
             ..
         } = &mut self.state
         else {
@@ -605,62 +599,52 @@ impl<S: Stream, R: Response> Conn<S, R> {
         // bounds. Always asking for BODY_READ_SPARE would grow (and zero)
         // the buffer by 64 KiB for a 4 KiB body, only for it to shrink
         // back when idle, on every request.
-        let spare = match reader {
-            BodyReader::Length { remaining } => {
-                (*remaining).clamp(READ_SPARE as u64, BODY_READ_SPARE as u64) as usize
-            }
-            BodyReader::Chunked(_) => BODY_READ_SPARE,
-        };
+        let spare = decoder.remaining().map_or(BODY_READ_SPARE, |remaining| {
+            remaining.clamp(READ_SPARE as u64, BODY_READ_SPARE as u64) as usize
+        });
         // First consume body bytes that arrived with the head (or since).
         let buffered = self.inbuf.bytes().get(head_len..).unwrap_or_default();
-        let done = match reader {
-            BodyReader::Length { remaining } => {
-                let take = (*remaining).min(buffered.len() as u64) as usize;
-                body.buffer().extend_from_slice(&buffered[..take]);
-                *remaining -= take as u64;
-                self.inbuf.remove(head_len, take);
-                *remaining == 0
+        let decoded = match decoder.decode(buffered, body.buffer()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(e, ctx);
+                return Step::Continue;
             }
-            BodyReader::Chunked(decoder) => match decoder.decode(buffered, body.buffer()) {
-                Ok(d) => {
-                    self.inbuf.remove(head_len, d.consumed);
-                    if body.len() > limit {
-                        self.fail(HttpError::ContentTooLarge, ctx);
-                        return Step::Continue;
-                    }
-                    d.done
-                }
-                Err(e) => {
-                    self.fail(e, ctx);
-                    return Step::Continue;
-                }
-            },
         };
+        self.inbuf.remove(head_len, decoded.consumed);
         if let Err(e) = body.settle() {
             return self.spool_failed(e, ctx);
         }
-        if done {
-            let State::Body {
-                head_len,
-                info,
-                body,
-                ..
-            } = std::mem::replace(&mut self.state, State::Closed)
-            else {
-                return Step::Close;
-            };
-            let body = match body.finish() {
-                Ok(b) => b,
-                Err(e) => return self.spool_failed(e, ctx),
-            };
-            return self.dispatch(head_len, info, body, app, ctx);
+        if decoded.done {
+            return self.on_body(app, ctx);
         }
-        // Need more bytes. They go through the input buffer, which is
-        // initialised once: reading straight into the body would mean
-        // zero-filling the read window each time. Bytes past the body stay
-        // there for the next (pipelined) request.
-        let result = self.inbuf.read_from(&mut self.stream, spare);
-        match result {
+        self.read_body(spare, ctx)
+    }
+
+    /// The whole body is here: hand the request to the app.
+    fn on_body<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
+        let State::Body {
+            head_len,
+            info,
+            body,
+            ..
+        } = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            return Step::Close;
+        };
+        let body = match body.finish() {
+            Ok(b) => b,
+            Err(e) => return self.spool_failed(e, ctx),
+        };
+        self.dispatch(head_len, info, body, app, ctx)
+    }
+
+    /// Reads more of the body. The bytes go through the input buffer, which
+    /// is initialised once: reading straight into the body would mean
+    /// zero-filling the read window each time. Bytes past the body stay
+    /// there for the next (pipelined) request.
+    fn read_body(&mut self, spare: usize, ctx: &Ctx<'_>) -> Step {
+        match self.inbuf.read_from(&mut self.stream, spare) {
             Ok(0) => {
                 log::debug!("{} closed mid-body", self.peer);
                 self.on_peer_eof()
