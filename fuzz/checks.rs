@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use rwsgi_lite::http::body::{self, BodyFraming};
-use rwsgi_lite::http::chunked::ChunkedDecoder;
+use rwsgi_lite::http::chunked::{ChunkedDecoder, MAX_SIZE_LINE, MAX_TRAILER};
 use rwsgi_lite::http::parse::{HeadParser, HeaderSpan, Limits, Span, Status, Version};
 use rwsgi_lite::http::url;
 use rwsgi_lite::http::HttpError;
@@ -432,22 +432,105 @@ pub fn check_split_equivalence(data: &[u8]) {
 // chunked
 // ---------------------------------------------------------------------------
 
-/// An independent, simple decoder of well-formed chunked input: returns the
-/// data and the length of the message (through the trailer's empty line), or
-/// None when it does not find one. Only used on inputs our decoder accepted.
-fn reference_chunked(input: &[u8]) -> Option<(Vec<u8>, usize)> {
+/// A tchar (RFC 9110 5.6.2), written out here rather than taken from the
+/// crate, so that the reference stays independent.
+fn ref_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A field-vchar, obs-text, SP or HTAB: the bytes of a field value, of
+/// qdtext (but `"` and `\\`) and of a quoted-pair's second byte.
+fn ref_value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// What follows the chunk-size on its line, against RFC 9112 7.1.1:
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+fn ref_chunk_ext(mut s: &[u8]) -> Option<()> {
+    fn bws(s: &[u8]) -> &[u8] {
+        let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        &s[n..]
+    }
+    fn token(s: &[u8]) -> Option<&[u8]> {
+        let n = s.iter().take_while(|&&b| ref_tchar(b)).count();
+        (n > 0).then(|| &s[n..])
+    }
+    fn quoted(s: &[u8]) -> Option<&[u8]> {
+        let mut i = 1;
+        loop {
+            match *s.get(i)? {
+                b'"' => return Some(&s[i + 1..]),
+                b'\\' if ref_value_byte(*s.get(i + 1)?) => i += 2,
+                b if ref_value_byte(b) && b != b'\\' => i += 1,
+                _ => return None,
+            }
+        }
+    }
+    while !s.is_empty() {
+        s = token(bws(bws(s).strip_prefix(b";")?))?;
+        if let Some(v) = bws(s).strip_prefix(b"=") {
+            let v = bws(v);
+            s = if v.first() == Some(&b'"') {
+                quoted(v)?
+            } else {
+                token(v)?
+            };
+        }
+    }
+    Some(())
+}
+
+/// A trailer field line: a token, a colon, then field-value bytes.
+fn ref_trailer_line(l: &[u8]) -> Option<()> {
+    let colon = l.iter().position(|&b| b == b':')?;
+    let (name, value) = (&l[..colon], &l[colon + 1..]);
+    (!name.is_empty()
+        && name.iter().all(|&b| ref_tchar(b))
+        && value.iter().all(|&b| ref_value_byte(b)))
+    .then_some(())
+}
+
+/// What the reference made of a well-formed chunked message.
+struct RefChunked {
+    data: Vec<u8>,
+    /// Through the trailer section's empty line.
+    len: usize,
+    /// Within the decoder's documented bounds (size line, significant
+    /// digits, trailer section) and without a trailer field that must not
+    /// follow a body: the decoder must then accept it.
+    acceptable: bool,
+}
+
+/// An independent, simple decoder of well-formed chunked input (the chunk
+/// extension and trailer grammar checked on whole lines): None when it does
+/// not find a whole well-formed message.
+fn reference_chunked(input: &[u8]) -> Option<RefChunked> {
     fn line(input: &[u8], at: usize) -> Option<(&[u8], usize)> {
         let rest = input.get(at..)?;
         let i = rest.windows(2).position(|w| w == b"\r\n")?;
         Some((&rest[..i], at + i + 2))
     }
+    const NOT_AFTER_BODY: [&[u8]; 6] = [
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"authorization",
+        b"te",
+    ];
     let mut out = Vec::new();
     let mut at = 0;
+    let mut acceptable = true;
     loop {
         let (l, next) = line(input, at)?;
         let hex_len = l.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        if hex_len == 0 {
+            return None;
+        }
+        ref_chunk_ext(&l[hex_len..])?;
         let digits = std::str::from_utf8(&l[..hex_len]).ok()?;
         let digits = digits.trim_start_matches('0');
+        acceptable &= l.len() <= MAX_SIZE_LINE && digits.len() <= 16;
         let size = if digits.is_empty() {
             0
         } else {
@@ -466,19 +549,32 @@ fn reference_chunked(input: &[u8]) -> Option<(Vec<u8>, usize)> {
         }
         at += 2;
     }
+    let trailer_start = at;
     loop {
         let (l, next) = line(input, at)?;
         at = next;
         if l.is_empty() {
-            return Some((out, at));
+            acceptable &= at - trailer_start <= MAX_TRAILER;
+            return Some(RefChunked {
+                data: out,
+                len: at,
+                acceptable,
+            });
         }
+        ref_trailer_line(l)?;
+        let name = &l[..l.iter().position(|&b| b == b':')?];
+        acceptable &= !NOT_AFTER_BODY.iter().any(|n| n.eq_ignore_ascii_case(name));
     }
 }
 
 /// `chunked`: the decoder on arbitrary bytes never panics, never consumes
-/// or outputs more than it was given, stops only when done, and when it
-/// accepts a whole message agrees with a simple reference decoder.
+/// or outputs more than it was given, and stops only when done. It accepts
+/// exactly the well-formed messages (chunk extensions and trailer fields
+/// by their RFC grammar) within its bounds: what it accepts, a simple
+/// reference decoder accepts too, with the same data and length; what the
+/// reference accepts within the bounds, it accepts.
 pub fn check_chunked(data: &[u8]) {
+    let reference = reference_chunked(data);
     let mut d = ChunkedDecoder::new();
     let mut out = b"keep".to_vec();
     match d.decode(data, &mut out) {
@@ -489,11 +585,14 @@ pub fn check_chunked(data: &[u8]) {
             assert!(out.len() <= r.consumed, "more output than input consumed");
             assert_eq!(r.done, d.is_done());
             if r.done {
-                let (ref_out, ref_len) =
-                    reference_chunked(data).expect("accepted what the reference cannot parse");
-                assert_eq!(out, &ref_out[..], "decoded data differs from the reference");
+                let reference = reference.expect("accepted what the reference cannot parse");
                 assert_eq!(
-                    r.consumed, ref_len,
+                    out,
+                    &reference.data[..],
+                    "decoded data differs from the reference"
+                );
+                assert_eq!(
+                    r.consumed, reference.len,
                     "message length differs from the reference"
                 );
                 // Done is final: nothing more is consumed.
@@ -507,11 +606,19 @@ pub fn check_chunked(data: &[u8]) {
                     data.len(),
                     "stopped before the end without done"
                 );
+                assert!(
+                    !reference.is_some_and(|r| r.acceptable),
+                    "a whole well-formed message left unfinished"
+                );
             }
         }
         Err(e) => {
             assert_eq!(e.status(), 400, "chunked error {e:?}");
             assert!(out.len() - 4 <= data.len());
+            assert!(
+                !reference.is_some_and(|r| r.acceptable),
+                "refused a well-formed message: {e:?}"
+            );
         }
     }
 }

@@ -330,6 +330,63 @@ fn chunked_body_errors_are_400() {
     run_rejections(&cases);
 }
 
+/// RFC 9112 7.1.1: `chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )`,
+/// the name a token, the value a token or a quoted-string; trailer fields
+/// as header fields.
+#[test]
+fn chunk_extension_and_trailer_grammar_errors_are_400() {
+    let ext = |e: &[u8]| chunked(&[e, b"\r\nhello\r\n0\r\n\r\n"].concat());
+    let trailer = |t: &[u8]| chunked(&[b"5\r\nhello\r\n0\r\n", t, b"\r\n"].concat());
+    let cases = vec![
+        ("extension ';' without a name", ext(b"5;"), 400),
+        ("extension value missing", ext(b"5;a="), 400),
+        ("extension name missing", ext(b"5;=x"), 400),
+        ("space inside a token value", ext(b"5;a=b c"), 400),
+        ("unterminated quoted value", ext(b"5;a=\"unterminated"), 400),
+        ("value not a token", ext(b"5;a=@"), 400),
+        ("name not a token", ext(b"5;bad[=x"), 400),
+        ("empty extension between ';'", ext(b"5;a=b;;c"), 400),
+        ("whitespace before the CR", ext(b"5;a=b "), 400),
+        ("obs-text outside quotes", ext(b"5;a=\xff"), 400),
+        ("bytes after a quoted value", ext(b"5;a=\"x\"y"), 400),
+        ("control byte in a quoted value", ext(b"5;a=\"x\x01\""), 400),
+        ("trailer name with a space", trailer(b"X Y: z\r\n"), 400),
+        ("trailer name not a token", trailer(b"X[: z\r\n"), 400),
+        ("trailer without a colon", trailer(b"X-T\r\n"), 400),
+        (
+            "trailer value with a control",
+            trailer(b"X-T: a\x0bb\r\n"),
+            400,
+        ),
+        ("trailer value with bare CR", trailer(b"X-T: a\rb\r\n"), 400),
+        ("obs-fold in the trailer", trailer(b"X-T: a\r\n b\r\n"), 400),
+    ];
+    run_rejections(&cases);
+}
+
+#[test]
+fn valid_chunk_extensions_are_accepted() {
+    let s = Server::start(APP);
+    let mut failures = Vec::new();
+    let exts: [&[u8]; 6] = [
+        b"5;a",
+        b"5;a=b",
+        b"5 ; a = \"x y\"",
+        b"5;a=b;c=d",
+        b"5;a=\"q\\\"x\"",
+        b"5;a=\"\xff\t\\\xff\"",
+    ];
+    for e in exts {
+        let mut req = b("POST /ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        req.extend_from_slice(e);
+        req.extend_from_slice(b"\r\nhello\r\n0\r\nX-T: \"a\tb\xe9\"\r\n\r\n");
+        if let Err(err) = check_accepted(&s, &req, &["body=5"]) {
+            failures.push(format!("request {:?}: {err}", show(&req)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn field_syntax_errors_are_400() {
     let cases = vec![

@@ -1,7 +1,7 @@
 //! Resumable chunked transfer-coding decoder (RFC 9112 section 7.1) and the
 //! chunk-size encoder used for responses.
 
-use super::chars::{is_hexdig, is_tchar};
+use super::chars::{is_field_value, is_hexdig, is_tchar};
 use super::HttpError;
 
 /// Longest chunk-size line (size, extensions), without its CRLF.
@@ -29,10 +29,26 @@ const ALL_FORBIDDEN: u8 = (1 << FORBIDDEN_TRAILERS.len()) - 1;
 enum State {
     /// Hex digits of a chunk-size (at least one required).
     Size,
-    /// Whitespace after the size: only tolerated before a `;`.
-    SizeBws,
-    /// Chunk extensions, up to the CR.
-    Ext,
+    // Chunk extensions (RFC 9112 7.1.1), validated and discarded:
+    // `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+    /// Whitespace after the size or a value: only a `;` may follow.
+    SemiBws,
+    /// After a `;`: whitespace, then a name.
+    ExtStart,
+    /// A name (token).
+    ExtName,
+    /// Whitespace after a name: a `=` or a `;` must follow.
+    ExtNameBws,
+    /// After a `=`: whitespace, then a value.
+    ExtValueStart,
+    /// A token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash in a quoted-string.
+    ExtQuotedPair,
+    /// After the closing quote.
+    ExtQuotedEnd,
     SizeLf,
     Data,
     DataCr,
@@ -144,8 +160,15 @@ impl ChunkedDecoder {
     fn step(&mut self, b: u8) -> Result<(), HttpError> {
         self.state = match self.state {
             State::Size => self.size(b)?,
-            State::SizeBws => self.size_bws(b)?,
-            State::Ext => self.ext(b)?,
+            State::SemiBws => self.semi_bws(b)?,
+            State::ExtStart => self.ext_start(b)?,
+            State::ExtName => self.ext_name(b)?,
+            State::ExtNameBws => self.ext_name_bws(b)?,
+            State::ExtValueStart => self.ext_value_start(b)?,
+            State::ExtToken => self.ext_token(b)?,
+            State::ExtQuoted => self.ext_quoted(b)?,
+            State::ExtQuotedPair => self.ext_quoted_pair(b)?,
+            State::ExtQuotedEnd => self.ext_quoted_end(b)?,
             State::SizeLf => self.size_lf(b)?,
             // decode() copies data in bulk and never gets here with Data;
             // a zero-size Data would mean a logic error, reported not panicked.
@@ -204,33 +227,97 @@ impl ChunkedDecoder {
         if !self.any_digit {
             return Err(bad("invalid chunk-size"));
         }
+        after_item(b).ok_or(bad("invalid chunk-size"))
+    }
+
+    #[inline]
+    fn semi_bws(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
         match b {
-            b'\r' => Ok(State::SizeLf),
-            b';' => Ok(State::Ext),
-            b' ' | b'\t' => Ok(State::SizeBws),
-            _ => Err(bad("invalid chunk-size")),
+            b' ' | b'\t' => Ok(State::SemiBws),
+            b';' => Ok(State::ExtStart),
+            _ => Err(bad("whitespace not followed by ';' in chunk-size line")),
         }
     }
 
     #[inline]
-    fn size_bws(&mut self, b: u8) -> Result<State, HttpError> {
+    fn ext_start(&mut self, b: u8) -> Result<State, HttpError> {
         self.line_byte(b)?;
         match b {
-            b' ' | b'\t' => Ok(State::SizeBws),
-            b';' => Ok(State::Ext),
-            _ => Err(bad("whitespace after chunk-size")),
+            b' ' | b'\t' => Ok(State::ExtStart),
+            _ if is_tchar(b) => Ok(State::ExtName),
+            _ => Err(bad("chunk extension without a name")),
         }
     }
 
     #[inline]
-    fn ext(&mut self, b: u8) -> Result<State, HttpError> {
+    fn ext_name(&mut self, b: u8) -> Result<State, HttpError> {
         self.line_byte(b)?;
         match b {
-            b'\r' => Ok(State::SizeLf),
-            b'\t' => Ok(State::Ext),
-            _ if b < 0x20 || b == 0x7f => Err(bad("control byte in chunk extension")),
-            _ => Ok(State::Ext),
+            _ if is_tchar(b) => Ok(State::ExtName),
+            b'=' => Ok(State::ExtValueStart),
+            b' ' | b'\t' => Ok(State::ExtNameBws),
+            _ => after_item(b).ok_or(bad("invalid chunk extension name")),
         }
+    }
+
+    #[inline]
+    fn ext_name_bws(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        match b {
+            b' ' | b'\t' => Ok(State::ExtNameBws),
+            b'=' => Ok(State::ExtValueStart),
+            b';' => Ok(State::ExtStart),
+            _ => Err(bad("whitespace after chunk extension name")),
+        }
+    }
+
+    #[inline]
+    fn ext_value_start(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        match b {
+            b' ' | b'\t' => Ok(State::ExtValueStart),
+            b'"' => Ok(State::ExtQuoted),
+            _ if is_tchar(b) => Ok(State::ExtToken),
+            _ => Err(bad("invalid chunk extension value")),
+        }
+    }
+
+    #[inline]
+    fn ext_token(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        if is_tchar(b) {
+            return Ok(State::ExtToken);
+        }
+        after_item(b).ok_or(bad("invalid chunk extension value"))
+    }
+
+    /// qdtext: field-value bytes (HTAB, SP, VCHAR, obs-text) but the quote
+    /// and the backslash. A CR here is an unterminated string.
+    #[inline]
+    fn ext_quoted(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        match b {
+            b'"' => Ok(State::ExtQuotedEnd),
+            b'\\' => Ok(State::ExtQuotedPair),
+            _ if is_field_value(b) => Ok(State::ExtQuoted),
+            _ => Err(bad("invalid byte in quoted chunk extension")),
+        }
+    }
+
+    #[inline]
+    fn ext_quoted_pair(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        if is_field_value(b) {
+            return Ok(State::ExtQuoted);
+        }
+        Err(bad("invalid quoted-pair in chunk extension"))
+    }
+
+    #[inline]
+    fn ext_quoted_end(&mut self, b: u8) -> Result<State, HttpError> {
+        self.line_byte(b)?;
+        after_item(b).ok_or(bad("invalid byte after quoted chunk extension"))
     }
 
     /// The end of a size line: a chunk's data follows, or after the last
@@ -311,9 +398,8 @@ impl ChunkedDecoder {
         self.trailer_byte()?;
         match b {
             b'\r' => Ok(State::TrailerLf),
-            b'\t' => Ok(State::TrailerValue),
-            _ if b < 0x20 || b == 0x7f => Err(bad("invalid byte in trailer value")),
-            _ => Ok(State::TrailerValue),
+            _ if is_field_value(b) => Ok(State::TrailerValue),
+            _ => Err(bad("invalid byte in trailer value")),
         }
     }
 
@@ -343,6 +429,19 @@ impl ChunkedDecoder {
             }
         }
         self.name_len = self.name_len.saturating_add(1);
+    }
+}
+
+/// What may follow the size, an extension name or a value: the end of the
+/// line, the next extension, or whitespace before it. None for anything
+/// else.
+#[inline]
+fn after_item(b: u8) -> Option<State> {
+    match b {
+        b'\r' => Some(State::SizeLf),
+        b';' => Some(State::ExtStart),
+        b' ' | b'\t' => Some(State::SemiBws),
+        _ => None,
     }
 }
 
@@ -521,7 +620,9 @@ mod tests {
         );
         assert_eq!(body(b"5;foo=\"bar baz\"\r\nhello\r\n0\r\n\r\n"), b"hello");
         assert_eq!(body(b"5 ;a=b\r\nhello\r\n0 \t;x\r\n\r\n"), b"hello");
-        assert_eq!(body(b"5;a=\t\xff\r\nhello\r\n0\r\n\r\n"), b"hello");
+        assert_eq!(body(b"5;a=\t\"\xff\"\r\nhello\r\n0\r\n\r\n"), b"hello");
+        // A value outside quotes is a token: no obs-text.
+        is_400(b"5;a=\t\xff\r\nhello\r\n0\r\n\r\n");
         is_400(b"5;ext=val\rue\r\nhello\r\n0\r\n\r\n");
         is_400(b"5;ext\n");
         is_400(b"5;e\x00\r\n");
@@ -539,6 +640,69 @@ mod tests {
             d.decode(&line, &mut out),
             Err(HttpError::BadRequest(_))
         ));
+        // Also inside a quoted string that never ends.
+        let mut line = b"5;a=\"".to_vec();
+        line.resize(MAX_SIZE_LINE + 1, b'x');
+        let mut d = ChunkedDecoder::new();
+        assert!(matches!(
+            d.decode(&line, &mut out),
+            Err(HttpError::BadRequest(_))
+        ));
+    }
+
+    /// RFC 9112 7.1.1: `*( BWS ";" BWS name [ BWS "=" BWS value ] )`, the
+    /// name a token, the value a token or a quoted-string.
+    #[test]
+    fn extension_grammar() {
+        for ext in [
+            &b"5;a"[..],
+            b"5;a=b",
+            b"5 ; a = \"x y\"",
+            b"5;a=b;c=d",
+            b"5;a=\"q\\\"x\"",
+            b"5;a;b",
+            b"5 \t; a\t=\tb \t;c",
+            b"5;a ;b",
+            b"5;a=\"\"",
+            b"5;a=\"\t \\\t\\\xff\xff!#[]\\\\\"",
+            b"5;a=\"x\";b=\"y\" ;c",
+            b"5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~",
+        ] {
+            let input = [ext, b"\r\nhello\r\n0\r\n\r\n"].concat();
+            assert_eq!(body(&input), b"hello", "{ext:?}");
+        }
+        for ext in [
+            &b"5;"[..],
+            b"5;a=",
+            b"5;=x",
+            b"5;a=b c",
+            b"5;a=\"unterminated",
+            b"5;a=@",
+            b"5;bad[=x",
+            b"5;a=b;;c",
+            b"5; ",
+            b"5;;a",
+            b"5,a",
+            b"5;a ",
+            b"5;a= ",
+            b"5;a=b ",
+            b"5;a=\"x\" ",
+            b"5;a=\"x\"y",
+            b"5;a b",
+            b"5;a=b=c",
+            b"5;a=\"x",
+            b"5;a=\"\\",
+            b"5;a=\"x\x00\"",
+            b"5;a=\"x\x7f\"",
+            b"5;a=\"\\\x00\"",
+            b"5;a=\"x\ny\"",
+            b"5;a\xff",
+            b"5;\xff",
+            b"5;a=\"x\"\xff",
+        ] {
+            let input = [ext, b"\r\nhello\r\n0\r\n\r\n"].concat();
+            is_400(&input);
+        }
     }
 
     #[test]
@@ -558,6 +722,10 @@ mod tests {
             b"hello"
         );
         assert_eq!(body(b"0\r\nX:\r\nY: \t a \xff\r\n\r\n"), b"");
+        assert_eq!(
+            body(b"0\r\n!#$%&'*+-.^_`|~09azAZ:\x80 \"(),/:;<=>?@[\\]{}\t\r\n\r\n"),
+            b""
+        );
         for bad in [
             &b"0\r\nX y: z\r\n\r\n"[..],
             b"0\r\nX : z\r\n\r\n",
@@ -570,6 +738,12 @@ mod tests {
             b"0\r\nX: a\x00\r\n\r\n",
             b"0\r\nX: a\x7f\r\n\r\n",
             b"0\r\nX\xc3: a\r\n\r\n",
+            b"0\r\nX: a\x0bb\r\n\r\n",
+            b"0\r\nX: a\x1b\r\n\r\n",
+            b"0\r\nX;y: a\r\n\r\n",
+            b"0\r\n\"X\": a\r\n\r\n",
+            b"0\r\nX\r\n\r\n",
+            b"0\r\nX: a\r\n\r\r\n",
         ] {
             is_400(bad);
         }
@@ -636,12 +810,13 @@ mod tests {
 
     #[test]
     fn mutations_never_panic_and_ignore_splits() {
-        let seeds: [&[u8]; 3] = [
+        let seeds: [&[u8]; 4] = [
             b"5;a=b\r\nhello\r\n1\r\nx\r\n0\r\nT: v\r\n\r\n",
             b"A \t;x\r\n0123456789\r\n0\r\n\r\nnext",
             b"0\r\nhost: x\r\n\r\n",
+            b"1 ; a = \"q\\\"x\" ;b\r\nx\r\n0\r\n\r\n",
         ];
-        let alphabet = b"\r\n \t:;0aF\x00\x7f\xff-";
+        let alphabet = b"\r\n \t:;0aF\x00\x7f\xff-=\"\\";
         let mut s: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = move || {
             s ^= s << 13;
@@ -650,7 +825,7 @@ mod tests {
             s
         };
         for _ in 0..3000 {
-            let mut input = seeds[(next() % 3) as usize].to_vec();
+            let mut input = seeds[(next() % seeds.len() as u64) as usize].to_vec();
             for _ in 0..(next() % 4) {
                 let i = (next() % input.len() as u64) as usize;
                 let c = alphabet[(next() % alphabet.len() as u64) as usize];
