@@ -66,13 +66,15 @@ fn bad(detail: &'static str) -> HttpError {
     HttpError::BadRequest(detail)
 }
 
-/// Result of feeding bytes to the decoder.
+/// Result of feeding bytes to a body decoder (this one, or
+/// `body::BodyDecoder`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decoded {
     /// How many input bytes were consumed.
     pub consumed: usize,
-    /// The last chunk and the trailer section have been read; the bytes after
-    /// `consumed` belong to the next request.
+    /// The body is complete (chunked: the last chunk and the trailer
+    /// section have been read); the bytes after `consumed` belong to the
+    /// next request.
     pub done: bool,
 }
 
