@@ -249,6 +249,15 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("V", "version", ""),
 ];
 
+/// Every long option and whether it takes a value: what an embedding
+/// front end (the Python package's keyword arguments) maps onto the
+/// command line.
+pub fn long_options() -> impl Iterator<Item = (&'static str, bool)> {
+    OPTIONS
+        .iter()
+        .map(|&(_, long, hint)| (long, !hint.is_empty()))
+}
+
 const USAGE: &str = "\
 Usage: rwsgi-lite [OPTIONS] APP
 

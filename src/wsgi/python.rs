@@ -139,29 +139,60 @@ pub fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
     Ok(())
 }
 
+/// Imports the app for the command line: an exception is printed with
+/// its traceback and reported, a spec naming nothing callable is
+/// described.
+pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, LoadError> {
+    import_app(py, spec).map_err(|e| match e {
+        AppError::Raised(e) => {
+            let traceback = crate::wsgi::format_exception(py, &e);
+            e.print(py);
+            LoadError::Raised(traceback)
+        }
+        AppError::Missing(m) | AppError::NotCallable(m) => LoadError::Spec(m),
+    })
+}
+
+/// Why an app spec gave no app.
+pub enum AppError {
+    /// Importing the module or calling the factory raised.
+    Raised(PyErr),
+    /// The module has no such attribute.
+    Missing(String),
+    /// The attribute is not callable.
+    NotCallable(String),
+}
+
+impl AppError {
+    /// The exception a Python caller gets: the import's own, or the
+    /// AttributeError or TypeError that the same lookup in Python raises.
+    pub fn into_pyerr(self) -> PyErr {
+        match self {
+            AppError::Raised(e) => e,
+            AppError::Missing(m) => pyo3::exceptions::PyAttributeError::new_err(m),
+            AppError::NotCallable(m) => pyo3::exceptions::PyTypeError::new_err(m),
+        }
+    }
+}
+
 /// Imports the module, resolves the dotted attribute, calls it if it is a
 /// factory, and checks that the result is callable.
-pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, LoadError> {
-    let raised = |e: PyErr| {
-        let traceback = crate::wsgi::format_exception(py, &e);
-        e.print(py);
-        LoadError::Raised(traceback)
-    };
-    let module = py.import(spec.module.as_str()).map_err(raised)?;
+pub fn import_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, AppError> {
+    let module = py.import(spec.module.as_str()).map_err(AppError::Raised)?;
     let mut obj: Bound<'py, PyAny> = module.into_any();
     for part in spec.callable.split('.') {
         obj = obj.getattr(part).map_err(|_| {
-            LoadError::Spec(format!(
+            AppError::Missing(format!(
                 "application '{}:{}' not found: module '{}' has no attribute '{}'",
                 spec.module, spec.callable, spec.module, spec.callable
             ))
         })?;
     }
     if spec.factory {
-        obj = obj.call0().map_err(raised)?;
+        obj = obj.call0().map_err(AppError::Raised)?;
     }
     if !obj.is_callable() {
-        return Err(LoadError::Spec(format!(
+        return Err(AppError::NotCallable(format!(
             "application '{}:{}' is not callable (it is a {})",
             spec.module,
             spec.callable,
