@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::http::forwarded::TrustedProxies;
+use crate::http::forwarded::{self, TrustedProxies};
 use crate::http::parse::Limits;
 use crate::logging::access_log;
 
@@ -98,6 +98,9 @@ pub struct Config {
     pub access_logformat: String,
     /// `--forwarded-allow-ips`: peers whose X-Forwarded-* headers count.
     pub forwarded_allow_ips: TrustedProxies,
+    /// `--forwarded-hops`: how many X-Forwarded-For entries back, through
+    /// trusted proxies, the client may be (1: the trusted peer's own).
+    pub forwarded_hops: u8,
 }
 
 /// What the command line asks for.
@@ -197,6 +200,7 @@ impl Config {
             access_logfile: None,
             access_logformat: access_log::DEFAULT_FORMAT.to_string(),
             forwarded_allow_ips: TrustedProxies::default(),
+            forwarded_hops: forwarded::DEFAULT_HOPS,
         }
     }
 
@@ -245,6 +249,7 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("", "access-logfile", "PATH"),
     ("", "access-logformat", "FORMAT"),
     ("", "forwarded-allow-ips", "LIST"),
+    ("", "forwarded-hops", "N"),
     ("h", "help", ""),
     ("V", "version", ""),
 ];
@@ -311,6 +316,12 @@ Options (defaults in brackets):
       --forwarded-allow-ips LIST
                          trusted proxies (IPs, networks, *; unix sockets
                          always) for X-Forwarded-For/-Proto [127.0.0.1,::1]
+      --forwarded-hops N
+                         X-Forwarded-For entries read from the right: 1 is
+                         the address the trusted peer saw; N walks back
+                         through up to N-1 more trusted proxies (a client
+                         inside the trusted range can then forge that
+                         far), 1-64 [1]
 
 Processes (a master supervises the workers when -w is 2 or more, or with
 --max-requests, --timeout or --reload; otherwise one process serves):
@@ -511,6 +522,11 @@ pub fn parse_args(args: &[String], virtual_env: Option<String>) -> Result<Comman
     if let Some(v) = last("forwarded-allow-ips") {
         c.forwarded_allow_ips =
             TrustedProxies::parse(&v).map_err(|e| invalid("forwarded-allow-ips", &v, e))?;
+    }
+    if let Some(v) = last("forwarded-hops") {
+        let max = forwarded::MAX_HOPS;
+        let n = parse_uint("forwarded-hops", &v, 1, max.into(), "an integer 1-64")?;
+        c.forwarded_hops = n as u8;
     }
     Ok(Command::Run(Box::new(c)))
 }
@@ -917,6 +933,7 @@ mod tests {
         assert_eq!(c.access_logfile, None);
         assert_eq!(c.access_logformat, access_log::DEFAULT_FORMAT);
         assert_eq!(c.forwarded_allow_ips, TrustedProxies::default());
+        assert_eq!(c.forwarded_hops, 1);
     }
 
     #[test]
@@ -957,6 +974,8 @@ mod tests {
             "%(h)s %(s)s",
             "--forwarded-allow-ips",
             "10.0.0.0/8",
+            "--forwarded-hops",
+            "3",
             "pkg.wsgi:application",
         ]);
         assert_eq!(
@@ -998,6 +1017,7 @@ mod tests {
             c.forwarded_allow_ips,
             TrustedProxies::parse("10.0.0.0/8").unwrap()
         );
+        assert_eq!(c.forwarded_hops, 3);
     }
 
     #[test]
@@ -1434,6 +1454,24 @@ mod tests {
         assert!(m.contains("invalid prefix length"), "{m}");
         let m = fail(&["--forwarded-allow-ips", "1.2.3.4\n5", "a"]);
         assert!(!m.contains('\n'), "{m:?}");
+    }
+
+    #[test]
+    fn forwarded_hops() {
+        let h = |v: &str| run(&["--forwarded-hops", v, "a"]).forwarded_hops;
+        assert_eq!(h("1"), 1);
+        assert_eq!(h("2"), 2);
+        assert_eq!(h("64"), forwarded::MAX_HOPS);
+        for bad in ["0", "65", "256", "-1", "+2", "", "two", "1.5"] {
+            assert_eq!(
+                fail(&["--forwarded-hops", bad, "a"]),
+                format!(
+                    "rwsgi-lite: --forwarded-hops: invalid value {} (expected an integer 1-64)",
+                    quote(bad)
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end logging and proxy handling: `--access-logfile` and
 //! `--access-logformat` (to a file and to stdout), `--error-logfile`, and
-//! `--forwarded-allow-ips` (X-Forwarded-For / X-Forwarded-Proto).
+//! `--forwarded-allow-ips` and `--forwarded-hops` (X-Forwarded-For /
+//! X-Forwarded-Proto).
 //! Log files are polled with a deadline; nothing waits a fixed time.
 #![cfg(feature = "python")]
 
@@ -844,21 +845,111 @@ fn forwarded_from_untrusted_peer_is_ignored() {
 
 #[test]
 fn forwarded_allow_list_with_networks_and_star() {
+    // One hop (the default): the entry our peer appended, even when it is
+    // itself a trusted address.
     let srv = Server::builder("whoami:app")
         .args(&["--forwarded-allow-ips", "10.0.0.0/8, 127.0.0.0/8"])
         .start();
-    // 10.1.1.1 is another trusted proxy: skipped.
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4, 10.1.1.1\r\n"),
+        "10.1.1.1 http 6.6.6.6, 1.2.3.4, 10.1.1.1"
+    );
+    // With --forwarded-hops, 10.1.1.1 is another trusted proxy: skipped.
+    let srv = Server::builder("whoami:app")
+        .args(&[
+            "--forwarded-allow-ips",
+            "10.0.0.0/8, 127.0.0.0/8",
+            "--forwarded-hops",
+            "3",
+        ])
+        .start();
     assert_eq!(
         whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4, 10.1.1.1\r\n"),
         "1.2.3.4 http 6.6.6.6, 1.2.3.4, 10.1.1.1"
     );
+    // `*` trusts every peer; one hop still takes only the last entry.
     let srv = Server::builder("whoami:app")
         .args(&["--forwarded-allow-ips", "*"])
         .start();
-    // Every hop trusted: the leftmost is the client.
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4\r\n"),
+        "1.2.3.4 http 6.6.6.6, 1.2.3.4"
+    );
+    // Every hop trusted and walked: the leftmost is the client.
+    let srv = Server::builder("whoami:app")
+        .args(&["--forwarded-allow-ips", "*", "--forwarded-hops", "2"])
+        .start();
     assert_eq!(
         whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4\r\n"),
         "6.6.6.6 http 6.6.6.6, 1.2.3.4"
+    );
+}
+
+/// The case issue 14 is about: a client whose own address is inside the
+/// trusted range (here 127.0.0.5 behind a proxy on 127.0.0.1, both in
+/// 127.0.0.0/8) forges an entry to the left of its own.
+#[test]
+fn forwarded_trusted_client_cannot_forge_by_default() {
+    let srv = Server::builder("whoami:app")
+        .args(&["--forwarded-allow-ips", "127.0.0.0/8"])
+        .start();
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 127.0.0.5\r\n"),
+        "127.0.0.5 http 6.6.6.6, 127.0.0.5"
+    );
+    // Forged on a field line of its own, too.
+    assert_eq!(
+        whoami(
+            &srv,
+            "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 127.0.0.5\r\n"
+        ),
+        "127.0.0.5 http 6.6.6.6,127.0.0.5"
+    );
+    // The proto is the last hop's as well.
+    assert_eq!(
+        whoami(
+            &srv,
+            "X-Forwarded-For: 127.0.0.5\r\nX-Forwarded-Proto: https, http\r\n"
+        ),
+        "127.0.0.5 http 127.0.0.5"
+    );
+}
+
+/// `--forwarded-hops 2`: a chain of two trusted proxies (the outer one at
+/// 127.0.0.9 appended the client, the inner one our peer appended
+/// 127.0.0.9) is walked; an untrusted entry still ends the walk, and the
+/// count bounds it.
+#[test]
+fn forwarded_hops_walk_a_proxy_chain() {
+    let srv = Server::builder("whoami:app")
+        .args(&[
+            "--forwarded-allow-ips",
+            "127.0.0.0/8",
+            "--forwarded-hops",
+            "2",
+        ])
+        .start();
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4, 127.0.0.9\r\n"),
+        "1.2.3.4 http 6.6.6.6, 1.2.3.4, 127.0.0.9"
+    );
+    // A client that skipped the outer proxy: the walk stops at it.
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 1.2.3.4\r\n"),
+        "1.2.3.4 http 6.6.6.6, 1.2.3.4"
+    );
+    // Two hops and no further, even through trusted addresses.
+    assert_eq!(
+        whoami(&srv, "X-Forwarded-For: 6.6.6.6, 127.0.0.8, 127.0.0.9\r\n"),
+        "127.0.0.8 http 6.6.6.6, 127.0.0.8, 127.0.0.9"
+    );
+    // The chain's proto is still read from the last hop.
+    assert_eq!(
+        whoami(
+            &srv,
+            "X-Forwarded-For: 1.2.3.4, 127.0.0.9\r\nX-Forwarded-Proto: http, https\r\n"
+        ),
+        "1.2.3.4 https 1.2.3.4, 127.0.0.9"
     );
 }
 

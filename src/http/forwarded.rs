@@ -5,7 +5,9 @@
 //! Pure (no Python, no sockets): the WSGI environ builder asks
 //! [`TrustedProxies::trusts`] about the peer and, only when a request
 //! carries one of the headers, [`client_addr`] / [`scheme`] about their
-//! values. Nothing here allocates per request.
+//! values. By default only the trusted peer's own entry counts
+//! (`--forwarded-hops 1`); walking further left is opt-in. Nothing here
+//! allocates per request.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -162,22 +164,38 @@ impl TrustedProxies {
     }
 }
 
+/// `--forwarded-hops` by default: the address our proxy saw, nothing
+/// further left (nginx `real_ip_recursive off`, waitress
+/// `trusted_proxy_count=1`, werkzeug `ProxyFix(x_for=1)`).
+pub const DEFAULT_HOPS: u8 = 1;
+
+/// The most `--forwarded-hops` accepts: far more proxies than any chain has.
+pub const MAX_HOPS: u8 = 64;
+
 /// The client address that `X-Forwarded-For` names, given every field line
-/// of it in order (from a peer the caller already trusts).
+/// of it in order (from a peer the caller already trusts), looking at most
+/// `hops` entries back from the right (`hops` >= 1).
 ///
 /// Each proxy appends the address it received the request from, so the
-/// list is read from the right: the first address that is not itself a
-/// trusted proxy is the client; anything to its left came from that client
-/// and may be forged. When every address is a trusted proxy, the leftmost
-/// is the best we know. An entry that is not an IP address (`unknown`,
-/// garbage) ends the search: the hop that wrote it is unknown, so nothing
-/// to its left can be checked; the trusted addresses already passed still
-/// count. `None` leaves the peer address as it is.
+/// list is read from the right. Its last entry is what our trusted peer
+/// saw; with `hops` 1 that is the client, whatever it is. With more, the
+/// walk goes on to the left while the entry just taken is itself a trusted
+/// proxy, for at most `hops` entries: the first address that is not a
+/// trusted proxy, or the one `hops` back, is the client. Entries left of
+/// it came from that client and may be forged. Both limits matter: a
+/// client inside the trusted range would otherwise choose its own
+/// address, and an untrusted hop can only have written a forgery further
+/// left. An entry that is not an IP address (`unknown`, garbage) ends the
+/// walk: the hop that wrote it is unknown, so nothing to its left can be
+/// checked; the trusted address already taken, if any, stands. `None`
+/// leaves the peer address as it is.
 pub fn client_addr<'a>(
     trusted: &TrustedProxies,
+    hops: u8,
     field_values: impl DoubleEndedIterator<Item = &'a [u8]>,
 ) -> Option<IpAddr> {
-    let mut leftmost_trusted = None;
+    let mut client = None;
+    let mut left = hops;
     for value in field_values.rev() {
         for item in value.rsplit(|&b| b == b',') {
             let item = trim_ows(item);
@@ -186,19 +204,24 @@ pub fn client_addr<'a>(
                 continue;
             }
             let Some(ip) = parse_addr(item) else {
-                return leftmost_trusted;
+                return client;
             };
-            if !trusted.trusts(ip) {
-                return Some(ip);
+            client = Some(ip);
+            left = left.saturating_sub(1);
+            if left == 0 || !trusted.trusts(ip) {
+                return client;
             }
-            leftmost_trusted = Some(ip);
         }
     }
-    leftmost_trusted
+    client
 }
 
 /// The scheme `X-Forwarded-Proto` gives: its rightmost value (the one our
 /// proxy wrote), `http` or `https` in any case; anything else is ignored.
+/// Never further left, whatever `--forwarded-hops` says: proxies commonly
+/// replace this header instead of appending to it, so its entries do not
+/// line up with X-Forwarded-For's hops. In a chain the inner proxies pass
+/// the outer one's value on.
 pub fn scheme<'a>(field_values: impl DoubleEndedIterator<Item = &'a [u8]>) -> Option<Scheme> {
     let last = field_values
         .rev()
@@ -242,9 +265,18 @@ mod tests {
         TrustedProxies::parse(s).expect(s)
     }
 
+    /// The client address with the default `--forwarded-hops 1`.
     fn client(t: &TrustedProxies, lines: &[&str]) -> Option<IpAddr> {
-        client_addr(t, lines.iter().map(|l| l.as_bytes()))
+        walk(t, DEFAULT_HOPS, lines)
     }
+
+    /// ...and with `--forwarded-hops hops`.
+    fn walk(t: &TrustedProxies, hops: u8, lines: &[&str]) -> Option<IpAddr> {
+        client_addr(t, hops, lines.iter().map(|l| l.as_bytes()))
+    }
+
+    /// As far as any chain goes: the old unbounded walk.
+    const FAR: u8 = MAX_HOPS;
 
     #[test]
     fn default_is_localhost() {
@@ -364,19 +396,89 @@ mod tests {
     }
 
     #[test]
-    fn xff_spoofed_leftmost_is_ignored() {
+    fn xff_one_hop_takes_the_last_entry() {
         // The client forged "6.6.6.6"; nginx appended the real address.
         let t = TrustedProxies::default();
         assert_eq!(client(&t, &["6.6.6.6, 1.2.3.4"]), Some(ip("1.2.3.4")));
+        // A client inside the trusted range (a health checker, the app
+        // calling its own URL) forging an entry left of its own gets its
+        // own address, not the forgery.
+        let t = list("10.0.0.0/8");
+        assert_eq!(client(&t, &["6.6.6.6, 10.0.0.9"]), Some(ip("10.0.0.9")));
+        assert_eq!(client(&t, &["10.7.7.7, 10.0.0.9"]), Some(ip("10.0.0.9")));
+        // The last entry counts whether or not it is a trusted address.
+        assert_eq!(
+            client(&t, &["6.6.6.6, 1.2.3.4, 10.1.1.1, 10.2.2.2"]),
+            Some(ip("10.2.2.2"))
+        );
+        assert_eq!(
+            client(&list("127.0.0.1"), &["127.0.0.1"]),
+            Some(ip("127.0.0.1"))
+        );
+        // `*` trusts every peer, not every entry.
+        let all = list("*");
+        assert_eq!(client(&all, &["1.2.3.4, 5.6.7.8"]), Some(ip("5.6.7.8")));
+        // Field lines are one list; the last line's last entry is the hop.
+        assert_eq!(
+            client(&all, &["1.1.1.1", "2.2.2.2, 3.3.3.3"]),
+            Some(ip("3.3.3.3"))
+        );
+        assert_eq!(client(&t, &["1.2.3.4", " , "]), Some(ip("1.2.3.4")));
+        // Same forms as further back.
+        assert_eq!(
+            client(&t, &["1.2.3.4, ::ffff:127.0.0.1"]),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            client(&t, &["1.2.3.4, [2001:db8::1]:443"]),
+            Some(ip("2001:db8::1"))
+        );
+    }
+
+    #[test]
+    fn xff_hops_bound_the_walk() {
+        let t = list("127.0.0.1,10.0.0.0/8");
+        let chain = ["6.6.6.6, 1.2.3.4, 10.1.1.1, 10.2.2.2"];
+        assert_eq!(walk(&t, 1, &chain), Some(ip("10.2.2.2")));
+        assert_eq!(walk(&t, 2, &chain), Some(ip("10.1.1.1")));
+        assert_eq!(walk(&t, 3, &chain), Some(ip("1.2.3.4")));
+        // An untrusted entry ends the walk before the count does: what is
+        // left of it was written by a client.
+        assert_eq!(walk(&t, 4, &chain), Some(ip("1.2.3.4")));
+        assert_eq!(walk(&t, 2, &["6.6.6.6, 1.2.3.4"]), Some(ip("1.2.3.4")));
+        // ...and so does the count: a trusted client's forgery two hops
+        // back stays out of reach of --forwarded-hops 2.
+        let two_proxies = ["6.6.6.6, 10.0.0.9, 10.1.1.1"];
+        assert_eq!(walk(&t, 2, &two_proxies), Some(ip("10.0.0.9")));
+        assert_eq!(walk(&t, 3, &two_proxies), Some(ip("6.6.6.6")));
+        // Fewer entries than hops: the leftmost.
+        assert_eq!(walk(&t, 5, &["10.1.1.1, 10.2.2.2"]), Some(ip("10.1.1.1")));
+        // Counted across field lines, empty elements not counted.
+        assert_eq!(
+            walk(&t, 2, &["9.9.9.9, 1.2.3.4", " , ", "10.0.0.2,", "10.0.0.3"]),
+            Some(ip("10.0.0.2"))
+        );
+        let all = list("*");
+        assert_eq!(
+            walk(&all, 2, &["1.1.1.1", "2.2.2.2, 3.3.3.3"]),
+            Some(ip("2.2.2.2"))
+        );
+    }
+
+    #[test]
+    fn xff_spoofed_leftmost_is_ignored() {
+        // The client forged "6.6.6.6"; nginx appended the real address.
+        let t = TrustedProxies::default();
+        assert_eq!(walk(&t, FAR, &["6.6.6.6, 1.2.3.4"]), Some(ip("1.2.3.4")));
         // Through two trusted proxies: skip them from the right.
         let t = list("127.0.0.1,10.0.0.0/8");
         assert_eq!(
-            client(&t, &["6.6.6.6, 1.2.3.4, 10.1.1.1, 10.2.2.2"]),
+            walk(&t, FAR, &["6.6.6.6, 1.2.3.4, 10.1.1.1, 10.2.2.2"]),
             Some(ip("1.2.3.4"))
         );
         // A forged entry that claims to be a trusted proxy changes nothing.
         assert_eq!(
-            client(&t, &["10.9.9.9, 1.2.3.4, 10.1.1.1"]),
+            walk(&t, FAR, &["10.9.9.9, 1.2.3.4, 10.1.1.1"]),
             Some(ip("1.2.3.4"))
         );
     }
@@ -384,11 +486,17 @@ mod tests {
     #[test]
     fn xff_all_trusted_gives_leftmost() {
         let t = list("127.0.0.1,10.0.0.0/8");
-        assert_eq!(client(&t, &["10.1.1.1, 10.2.2.2"]), Some(ip("10.1.1.1")));
-        assert_eq!(client(&t, &["127.0.0.1"]), Some(ip("127.0.0.1")));
+        assert_eq!(walk(&t, FAR, &["10.1.1.1, 10.2.2.2"]), Some(ip("10.1.1.1")));
+        assert_eq!(walk(&t, FAR, &["127.0.0.1"]), Some(ip("127.0.0.1")));
         // With `*` every hop is trusted: the leftmost is the client.
         let all = list("*");
-        assert_eq!(client(&all, &["1.2.3.4, 5.6.7.8"]), Some(ip("1.2.3.4")));
+        assert_eq!(walk(&all, FAR, &["1.2.3.4, 5.6.7.8"]), Some(ip("1.2.3.4")));
+        // ...as far as the count goes.
+        let long: Vec<String> = (0..=u32::from(FAR))
+            .map(|i| format!("10.0.0.{i}"))
+            .collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        assert_eq!(walk(&all, FAR, &long), Some(ip("10.0.0.1")));
     }
 
     #[test]
@@ -397,12 +505,12 @@ mod tests {
         assert_eq!(client(&t, &["6.6.6.6", "1.2.3.4"]), Some(ip("1.2.3.4")));
         let t = list("10.0.0.0/8");
         assert_eq!(
-            client(&t, &["9.9.9.9, 1.2.3.4", "10.0.0.2", "10.0.0.3"]),
+            walk(&t, FAR, &["9.9.9.9, 1.2.3.4", "10.0.0.2", "10.0.0.3"]),
             Some(ip("1.2.3.4"))
         );
         let all = list("*");
         assert_eq!(
-            client(&all, &["1.1.1.1", "2.2.2.2, 3.3.3.3"]),
+            walk(&all, FAR, &["1.1.1.1", "2.2.2.2, 3.3.3.3"]),
             Some(ip("1.1.1.1"))
         );
     }
@@ -421,21 +529,29 @@ mod tests {
             "::1]",
         ] {
             assert_eq!(client(&t, &[v]), None, "{v:?}");
+            assert_eq!(walk(&t, FAR, &[v]), None, "{v:?}");
         }
         // Garbage left of the client is never reached.
         assert_eq!(client(&t, &["garbage, 1.2.3.4"]), Some(ip("1.2.3.4")));
+        assert_eq!(walk(&t, FAR, &["garbage, 1.2.3.4"]), Some(ip("1.2.3.4")));
         // Garbage right of it: what is left of the garbage is unverifiable.
         assert_eq!(client(&t, &["1.2.3.4, unknown"]), None);
+        assert_eq!(walk(&t, FAR, &["1.2.3.4, unknown"]), None);
         // ...but the trusted hops already passed are still known.
         let t = list("10.0.0.0/8");
         assert_eq!(
-            client(&t, &["1.2.3.4, unknown, 10.0.0.5"]),
+            walk(&t, FAR, &["1.2.3.4, unknown, 10.0.0.5"]),
             Some(ip("10.0.0.5"))
         );
         // Empty list elements are not garbage.
-        assert_eq!(client(&t, &[" , 1.2.3.4 ,, "]), Some(ip("1.2.3.4")));
+        assert_eq!(walk(&t, FAR, &[" , 1.2.3.4 ,, "]), Some(ip("1.2.3.4")));
         // Non-UTF-8 bytes.
-        assert_eq!(client_addr(&t, [&b"1.2.3.4\xff"[..]].into_iter()), None);
+        for hops in [DEFAULT_HOPS, FAR] {
+            assert_eq!(
+                client_addr(&t, hops, [&b"1.2.3.4\xff"[..]].into_iter()),
+                None
+            );
+        }
     }
 
     #[test]
@@ -447,10 +563,10 @@ mod tests {
         assert_eq!(client(&t, &["::ffff:1.2.3.4"]), Some(ip("1.2.3.4")));
         // A v4-mapped loopback is a trusted proxy like 127.0.0.1.
         assert_eq!(
-            client(&t, &["1.2.3.4, ::ffff:127.0.0.1"]),
+            walk(&t, FAR, &["1.2.3.4, ::ffff:127.0.0.1"]),
             Some(ip("1.2.3.4"))
         );
-        assert_eq!(client(&t, &["1.2.3.4,\t::1"]), Some(ip("1.2.3.4")));
+        assert_eq!(walk(&t, FAR, &["1.2.3.4,\t::1"]), Some(ip("1.2.3.4")));
     }
 
     #[test]

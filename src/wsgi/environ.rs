@@ -54,6 +54,8 @@ pub struct EnvironBuilder<'py> {
     path: Vec<u8>,
     /// `--forwarded-allow-ips`.
     trusted: TrustedProxies,
+    /// `--forwarded-hops`.
+    hops: u8,
     /// The client address X-Forwarded-For gave the last request, if any.
     forwarded: Option<IpAddr>,
     /// REMOTE_ADDR strings for forwarded client addresses: behind a proxy
@@ -138,6 +140,7 @@ impl<'py> EnvironBuilder<'py> {
             peers: FxHashMap::default(),
             path: Vec::with_capacity(256),
             trusted: TrustedProxies::default(),
+            hops: forwarded::DEFAULT_HOPS,
             forwarded: None,
             forwarded_strings: FxHashMap::default(),
         })
@@ -145,6 +148,10 @@ impl<'py> EnvironBuilder<'py> {
 
     pub fn set_trusted_proxies(&mut self, trusted: TrustedProxies) {
         self.trusted = trusted;
+    }
+
+    pub fn set_forwarded_hops(&mut self, hops: u8) {
+        self.hops = hops;
     }
 
     /// The client address of the last request built: X-Forwarded-For's
@@ -264,7 +271,9 @@ impl<'py> EnvironBuilder<'py> {
                 .map(|h| h.value.get(req.head))
         };
         if forwarded_for {
-            if let Some(ip) = forwarded::client_addr(&self.trusted, values(b"x-forwarded-for")) {
+            if let Some(ip) =
+                forwarded::client_addr(&self.trusted, self.hops, values(b"x-forwarded-for"))
+            {
                 if !self.forwarded_strings.contains_key(&ip) {
                     if self.forwarded_strings.len() >= MAX_CACHED_PEERS {
                         self.forwarded_strings.clear();

@@ -69,6 +69,12 @@ impl<'py> WsgiApp<'py> {
         self.environ.set_trusted_proxies(trusted);
     }
 
+    /// How many X-Forwarded-For entries back the client may be (default:
+    /// one, the trusted peer's own).
+    pub fn set_forwarded_hops(&mut self, hops: u8) {
+        self.environ.set_forwarded_hops(hops);
+    }
+
     /// Calls the app; every failure is logged here. The access record
     /// moves into the response, which writes its line when closed.
     fn respond(

@@ -85,6 +85,7 @@ pub fn wsgi_app<'py>(
     let mut wsgi = WsgiApp::new(py, app)?;
     wsgi.set_multiprocess(config.workers > 1)?;
     wsgi.set_forwarded_allow_ips(config.forwarded_allow_ips.clone());
+    wsgi.set_forwarded_hops(config.forwarded_hops);
     if let Some(log) = access_log {
         wsgi.set_access_log(log);
     }
