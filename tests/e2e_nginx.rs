@@ -12,7 +12,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,23 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn nginx_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("RWSGI_NGINX") {
-        return PathBuf::from(p);
-    }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/usr/local/sbin",
-        "/usr/local/nginx/sbin",
-    ]) {
-        let p = Path::new(dir).join("nginx");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("nginx not found: install it (apt-get install nginx-light) or set RWSGI_NGINX");
-}
 
 struct Nginx {
     child: Child,

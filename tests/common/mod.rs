@@ -1079,3 +1079,26 @@ pub fn hardening_count(s: &Server) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("/peek answered {:?}", r.body_str()))
 }
+
+// ---------------------------------------------------------------------------
+// nginx (tests/e2e_nginx.rs, tests/e2e_hosts.rs)
+// ---------------------------------------------------------------------------
+
+/// The nginx binary: `$RWSGI_NGINX`, else the first `nginx` on PATH or in
+/// the usual sbin folders (`.ci/run` installs it with apt).
+pub fn nginx_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("RWSGI_NGINX") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/usr/local/nginx/sbin",
+    ]) {
+        let p = std::path::Path::new(dir).join("nginx");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("nginx not found: install it (apt-get install nginx-light) or set RWSGI_NGINX");
+}
