@@ -182,12 +182,12 @@ pub const MAX_HOPS: u8 = 64;
 /// walk goes on to the left while the entry just taken is itself a trusted
 /// proxy, for at most `hops` entries: the first address that is not a
 /// trusted proxy, or the one `hops` back, is the client. Entries left of
-/// it came from that client and may be forged. Both limits matter: a
-/// client inside the trusted range would otherwise choose its own
-/// address, and an untrusted hop can only have written a forgery further
-/// left. An entry that is not an IP address (`unknown`, garbage) ends the
-/// walk: the hop that wrote it is unknown, so nothing to its left can be
-/// checked; the trusted address already taken, if any, stands. `None`
+/// it came from that client and may be forged. Both limits matter:
+/// without the count, a client inside the trusted range could choose any
+/// address; without the trust check, so could a client that bypassed the
+/// outer proxies. An entry that is not an IP address (`unknown`, garbage)
+/// ends the walk: the hop that wrote it is unknown, so nothing to its left
+/// can be checked; the trusted address already taken, if any, stands. `None`
 /// leaves the peer address as it is.
 pub fn client_addr<'a>(
     trusted: &TrustedProxies,
