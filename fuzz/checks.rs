@@ -5,7 +5,9 @@
 //!
 //! Every `check_*` function takes the raw fuzz input and panics when an
 //! invariant does not hold. Nothing here needs Python or any crate besides
-//! `rwsgi_lite` itself, so the main crate's tests can include this file.
+//! `rwsgi_lite` itself (with its `testing` feature: the `conn` check drives
+//! the connection with the crate's test kit, `rwsgi_lite::testing`), so the
+//! main crate's tests can include this file.
 //!
 //! Targets that need choices besides the bytes under test (split points,
 //! write sizes, small limits) take them from the first [`CFG`] bytes of the
@@ -13,9 +15,6 @@
 
 #![allow(dead_code)]
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -24,10 +23,12 @@ use rwsgi_lite::http::chunked::{ChunkedDecoder, MAX_SIZE_LINE, MAX_TRAILER};
 use rwsgi_lite::http::parse::{HeadParser, HeaderSpan, Limits, Span, Status, Version};
 use rwsgi_lite::http::url;
 use rwsgi_lite::http::HttpError;
-use rwsgi_lite::serve::app::{
-    App, AppFailure, ConnSettings, Event, Local, Peer, Request, Response, ResponseHead,
-};
-use rwsgi_lite::serve::conn::{Conn, Ctx, Progress, Stream};
+use rwsgi_lite::serve::app::{ConnSettings, Local, Peer, ResponseHead};
+use rwsgi_lite::serve::conn::{Conn, Ctx, Progress};
+use rwsgi_lite::testing::is_tchar;
+use rwsgi_lite::testing::mock_stream::{In, MockStream};
+use rwsgi_lite::testing::response::{try_parse_with, Response};
+use rwsgi_lite::testing::stub_app::{assert_closed_once, Act, Recorded, Route, StubApp};
 
 /// Length of the configuration prefix of `split_equivalence` and `conn`
 /// inputs.
@@ -87,10 +88,6 @@ const UNLIMITED: Limits = Limits {
     fields: 0,
     field_size: 0,
 };
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
 
 // ---------------------------------------------------------------------------
 // parse_head
@@ -688,272 +685,94 @@ fn is_subslice(hay: &[u8], needle: &[u8]) -> bool {
 // conn
 // ---------------------------------------------------------------------------
 
-enum ReadOp {
-    Data(Vec<u8>),
-    WouldBlock,
-}
-
-/// A scripted socket: reads come from `reads` (then WouldBlock, or EOF once
-/// `eof` is set); writes take sizes from `write_sizes` in turn (0 means
-/// WouldBlock) while `blocking` is set, everything otherwise.
-struct MockStream {
-    reads: VecDeque<ReadOp>,
-    eof: bool,
-    write_sizes: Vec<usize>,
-    write_at: usize,
-    blocking: bool,
-    out: Rc<RefCell<Vec<u8>>>,
-    shut: bool,
-}
-
-impl Read for MockStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.reads.front_mut() {
-            Some(ReadOp::Data(v)) => {
-                let n = v.len().min(buf.len());
-                buf[..n].copy_from_slice(&v[..n]);
-                v.drain(..n);
-                if v.is_empty() {
-                    self.reads.pop_front();
-                }
-                Ok(n)
-            }
-            Some(ReadOp::WouldBlock) => {
-                self.reads.pop_front();
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            None if self.eof => Ok(0),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl MockStream {
-    fn allowance(&mut self) -> usize {
-        if !self.blocking || self.write_sizes.is_empty() {
-            return usize::MAX;
-        }
-        let n = self.write_sizes[self.write_at % self.write_sizes.len()];
-        self.write_at += 1;
-        n
-    }
-}
-
-impl Write for MockStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        assert!(!self.shut, "write after shutdown_write");
-        let mut left = self.allowance();
-        if left == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let mut out = self.out.borrow_mut();
-        let mut n = 0;
-        for b in bufs {
-            let take = b.len().min(left);
-            out.extend_from_slice(&b[..take]);
-            n += take;
-            left -= take;
-            if left == 0 {
-                break;
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream for MockStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shut = true;
-        Ok(())
-    }
-}
-
-/// What the stub app saw and did, shared with its responses.
-#[derive(Default)]
-struct Stats {
-    calls: Cell<usize>,
-    /// Per call: the request was HEAD (its response carries no body).
-    head_requests: RefCell<Vec<bool>>,
-    created: Cell<usize>,
-    closed: Cell<usize>,
-    /// A response failed after its head was produced.
-    failed_after_head: Cell<bool>,
-}
-
-struct StubApp {
-    stats: Rc<Stats>,
-}
-
-struct StubResponse {
-    events: VecDeque<Result<Event<Vec<u8>>, AppFailure>>,
-    head_given: bool,
-    ready: bool,
-    closed: bool,
-    stats: Rc<Stats>,
-}
-
-impl Response for StubResponse {
-    type Chunk = Vec<u8>;
-
-    fn next(&mut self) -> Result<Event<Vec<u8>>, AppFailure> {
-        assert!(!self.closed, "next() after close()");
-        match self.events.pop_front() {
-            Some(Ok(e)) => {
-                if matches!(e, Event::Head(_)) {
-                    self.head_given = true;
-                }
-                Ok(e)
-            }
-            Some(Err(f)) => {
-                if self.head_given {
-                    self.stats.failed_after_head.set(true);
-                }
-                Err(f)
-            }
-            None => panic!("next() after End or failure"),
-        }
-    }
-
-    fn ready(&self) -> bool {
-        self.ready
-    }
-
-    fn close(&mut self) {
-        assert!(!self.closed, "close() called twice");
-        self.closed = true;
-        self.stats.closed.set(self.stats.closed.get() + 1);
-    }
-}
-
-impl Drop for StubResponse {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            assert!(self.closed, "response dropped without close()");
-        }
-    }
-}
-
 /// Response shapes, chosen by the last byte of the request target.
 const SHAPES: u8 = 7;
 
-impl App for StubApp {
-    type Response = StubResponse;
-
-    fn call(&mut self, req: Request<'_>) -> Result<StubResponse, AppFailure> {
-        let k = self.stats.calls.get();
-        self.stats.calls.set(k + 1);
-        let head_request = req.method == b"HEAD";
-        self.stats.head_requests.borrow_mut().push(head_request);
-        // The request as handed over: spans inside the head, method and
-        // target what the parser allows.
-        assert!(!req.method.is_empty() && req.method.iter().all(|&b| is_tchar(b)));
-        assert!(!req.target.is_empty());
-        for h in req.headers {
-            let _ = h.name.get(req.head);
-            let _ = h.value.get(req.head);
-            assert!((h.value.end as usize) <= req.head.len());
+/// The stub app's route for every request: the last byte of the target
+/// chooses the shape, the first the body size, the target's length whether
+/// the events are at hand (`ready()`); each head says `X-Call: <call>`.
+fn shaped(req: &Recorded, call: usize) -> Route {
+    let shape = req.target.last().copied().unwrap_or(0) % SHAPES;
+    let size = usize::from(req.target.first().copied().unwrap_or(0) % 8) * 7;
+    if shape == 2 {
+        return Route::CallFails;
+    }
+    let body: Vec<u8> = format!("call {call} body {} ", req.body.len())
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(size)
+        .collect();
+    let mut header_lines = format!("X-Call: {call}\r\n").into_bytes();
+    let with_length = |h: &mut Vec<u8>, n: usize| {
+        h.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+        Some(n as u64)
+    };
+    let mut head = ResponseHead {
+        status: 200,
+        status_line: b"200 OK".to_vec(),
+        ..Default::default()
+    };
+    let mut acts = Vec::new();
+    // Body data in up to three pieces, one of them possibly empty.
+    let pieces = |body: &[u8]| -> Vec<Act> {
+        let a = body.len() / 3;
+        let b = body.len() / 2;
+        [&body[..a], &body[a..b], &body[b..]]
+            .map(|p| Act::Data(p.to_vec()))
+            .into()
+    };
+    match shape {
+        // Content-Length.
+        0 => {
+            head.content_length = with_length(&mut header_lines, body.len());
+            head.header_lines = header_lines;
+            acts.push(Act::HeadAs(head));
+            acts.extend(pieces(&body));
         }
-        // The body is the whole body: as long as the framing said.
-        match body::analyze(req.head, req.version, req.headers) {
-            Ok(info) => match info.framing {
-                BodyFraming::Length(n) => assert_eq!(req.body.len(), n, "body length"),
-                BodyFraming::Empty => assert!(req.body.is_empty(), "body without framing"),
-                BodyFraming::Chunked => {}
-            },
-            Err(e) => panic!("app called for a request analyze refuses: {e:?}"),
+        // No Content-Length: chunked (1.1) or until close (1.0).
+        1 => {
+            head.header_lines = header_lines;
+            acts.push(Act::HeadAs(head));
+            acts.extend(pieces(&body));
         }
-        let shape = req.target.last().copied().unwrap_or(0) % SHAPES;
-        let size = usize::from(req.target.first().copied().unwrap_or(0) % 8) * 7;
-        let ready = req.target.len() % 2 == 0;
-        if shape == 2 {
-            return Err(AppFailure);
+        // Fails before its head.
+        3 => acts.push(Act::Fail),
+        // Fails after its head and some data.
+        4 => {
+            if size % 2 == 0 {
+                head.content_length = with_length(&mut header_lines, body.len() + 10);
+            }
+            head.header_lines = header_lines;
+            acts.push(Act::HeadAs(head));
+            acts.push(Act::Data(body));
+            acts.push(Act::Fail);
         }
-        let body: Vec<u8> = format!("call {k} body {} ", req.body.len())
-            .into_bytes()
-            .into_iter()
-            .cycle()
-            .take(size)
-            .collect();
-        let mut header_lines = format!("X-Call: {k}\r\n").into_bytes();
-        let with_length = |h: &mut Vec<u8>, n: usize| {
-            h.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
-            Some(n as u64)
-        };
-        let mut head = ResponseHead {
-            status: 200,
-            status_line: b"200 OK".to_vec(),
-            ..Default::default()
-        };
-        let mut events: VecDeque<Result<Event<Vec<u8>>, AppFailure>> = VecDeque::new();
-        // Body data in up to three pieces, one of them possibly empty.
-        let pieces = |body: &[u8]| -> Vec<Vec<u8>> {
-            let a = body.len() / 3;
-            let b = body.len() / 2;
-            vec![body[..a].to_vec(), body[a..b].to_vec(), body[b..].to_vec()]
-        };
-        match shape {
-            // Content-Length.
-            0 => {
-                head.content_length = with_length(&mut header_lines, body.len());
-                head.header_lines = header_lines;
-                events.push_back(Ok(Event::Head(head)));
-                events.extend(pieces(&body).into_iter().map(|p| Ok(Event::Data(p))));
-            }
-            // No Content-Length: chunked (1.1) or until close (1.0).
-            1 => {
-                head.header_lines = header_lines;
-                events.push_back(Ok(Event::Head(head)));
-                events.extend(pieces(&body).into_iter().map(|p| Ok(Event::Data(p))));
-            }
-            // Fails before its head.
-            3 => events.push_back(Err(AppFailure)),
-            // Fails after its head and some data.
-            4 => {
-                if size % 2 == 0 {
-                    head.content_length = with_length(&mut header_lines, body.len() + 10);
-                }
-                head.header_lines = header_lines;
-                events.push_back(Ok(Event::Head(head)));
-                events.push_back(Ok(Event::Data(body)));
-                events.push_back(Err(AppFailure));
-            }
-            // 204: data given is not sent.
-            5 => {
-                head.status = 204;
-                head.status_line = b"204 No Content".to_vec();
-                head.header_lines = header_lines;
-                events.push_back(Ok(Event::Head(head)));
-                events.push_back(Ok(Event::Data(b"dropped".to_vec())));
-            }
-            // More data than its Content-Length: cut to the length.
-            _ => {
-                head.content_length = with_length(&mut header_lines, body.len());
-                head.header_lines = header_lines;
-                events.push_back(Ok(Event::Head(head)));
-                let mut more = body;
-                more.extend_from_slice(b"excess");
-                events.push_back(Ok(Event::Data(more)));
-            }
+        // 204: data given is not sent.
+        5 => {
+            head.status = 204;
+            head.status_line = b"204 No Content".to_vec();
+            head.header_lines = header_lines;
+            acts.push(Act::HeadAs(head));
+            acts.push(Act::Data(b"dropped".to_vec()));
         }
-        if !matches!(events.back(), Some(Err(_))) {
-            events.push_back(Ok(Event::End));
+        // More data than its Content-Length: cut to the length.
+        _ => {
+            head.content_length = with_length(&mut header_lines, body.len());
+            head.header_lines = header_lines;
+            acts.push(Act::HeadAs(head));
+            let mut more = body;
+            more.extend_from_slice(b"excess");
+            acts.push(Act::Data(more));
         }
-        self.stats.created.set(self.stats.created.get() + 1);
-        Ok(StubResponse {
-            events,
-            head_given: false,
-            ready,
-            closed: false,
-            stats: self.stats.clone(),
-        })
+    }
+    if !matches!(acts.last(), Some(Act::Fail)) {
+        acts.push(Act::End);
+    }
+    if req.target.len() % 2 == 0 {
+        Route::Acts(acts)
+    } else {
+        Route::Gen(acts)
     }
 }
 
@@ -967,108 +786,67 @@ struct Parsed {
     truncated: bool,
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// The app call a response answers: its `X-Call`, or for a canned 500 the
+/// call counted next; none for a protocol error.
+fn app_call(r: &Response, next_call: usize) -> Option<usize> {
+    match r.header("X-Call") {
+        Some(k) => Some(k.parse().expect("X-Call")),
+        None if r.status == 500 => Some(next_call),
+        None => None,
+    }
 }
 
-/// Reads responses back from `out`. `is_head(call)` says whether the request
-/// of app call `call` was HEAD; a canned 500 answers the call counted next.
-/// A response cut short ends the list with `truncated` set; bytes that are
-/// not a response (or a response framed wrongly) panic.
+/// Reads responses back from `out` with the kit's reader (which checks the
+/// framing). `head_requests[call]` says whether the request of app call
+/// `call` was HEAD. A response cut short ends the list with `truncated`
+/// set; bytes that are not a response (or a response framed wrongly) panic.
 fn parse_output(out: &[u8], head_requests: &[bool]) -> Vec<Parsed> {
     let mut res = Vec::new();
     let mut at = 0;
     let mut next_call = 0usize;
     while at < out.len() {
-        let rest = &out[at..];
-        let truncated = |status, call, close| Parsed {
-            status,
-            call,
-            close,
-            truncated: true,
+        // A response to HEAD has no body, whoever wrote it (the app's, or
+        // the canned 500 when the app failed before its head).
+        let head_request = |r: &Response| {
+            app_call(r, next_call)
+                .and_then(|k| head_requests.get(k).copied())
+                .unwrap_or(false)
         };
-        let Some(end) = find(rest, b"\r\n\r\n") else {
-            assert!(
-                b"HTTP/1.1 ".starts_with(&rest[..rest.len().min(9)])
-                    || rest.starts_with(b"HTTP/1.1 "),
-                "garbage where a response should start: {:?}",
-                String::from_utf8_lossy(rest)
-            );
-            res.push(truncated(0, None, false));
-            return res;
-        };
-        let head = &rest[..end + 2];
-        let mut lines = head.split(|&b| b == b'\n');
-        let status_line = lines.next().unwrap_or_default();
-        assert!(
-            status_line.starts_with(b"HTTP/1.1 ") && status_line.ends_with(b"\r"),
-            "bad status line {:?}",
-            String::from_utf8_lossy(status_line)
-        );
-        let code = std::str::from_utf8(&status_line[9..status_line.len().min(12)])
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok())
-            .expect("status code");
-        assert_eq!(status_line.get(12), Some(&b' '), "status line");
-        let mut length: Option<usize> = None;
-        let mut chunked = false;
-        let mut close = false;
-        let mut call = None;
-        let mut dates = 0;
-        for l in lines.filter(|l| !l.is_empty()) {
-            assert!(l.ends_with(b"\r"), "header line without CRLF");
-            let l = &l[..l.len() - 1];
-            let colon = l
-                .iter()
-                .position(|&b| b == b':')
-                .expect("header without colon");
-            let (name, value) = (&l[..colon], &l[colon + 1..]);
-            assert!(
-                !name.is_empty() && name.iter().all(|&b| is_tchar(b)),
-                "bad header name"
-            );
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            let value_str = std::str::from_utf8(value).unwrap_or("");
-            match name.to_ascii_lowercase().as_slice() {
-                b"content-length" => {
-                    assert!(length.is_none(), "two Content-Length");
-                    length = Some(value_str.parse().expect("Content-Length value"));
-                }
-                b"transfer-encoding" => {
-                    assert_eq!(value, b"chunked");
-                    chunked = true;
-                }
-                b"connection" => {
-                    assert!(value == b"close" || value == b"keep-alive");
-                    close |= value == b"close";
-                }
-                b"x-call" => call = Some(value_str.parse::<usize>().expect("X-Call")),
-                b"date" => {
-                    assert_eq!(value, DATE);
-                    dates += 1;
-                }
-                _ => {}
+        let r = match try_parse_with(&out[at..], true, head_request) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                res.push(Parsed {
+                    status: 0,
+                    call: None,
+                    close: false,
+                    truncated: true,
+                });
+                return res;
             }
-        }
-        assert!(
-            !(chunked && length.is_some()),
-            "both Content-Length and chunked"
-        );
-        at += end + 4;
+            Err(e) => panic!("{e}: {:?}", String::from_utf8_lossy(&out[at..])),
+        };
+        at += r.raw.len();
+        let code = r.status;
         if code == 100 {
-            assert_eq!(head, b"HTTP/1.1 100 Continue\r\n");
+            assert_eq!(r.raw, b"HTTP/1.1 100 Continue\r\n\r\n");
             continue;
         }
-        assert_eq!(dates, 1, "Date header count");
-        let app_call = match call {
+        let mut close = false;
+        for value in r.headers_named("connection") {
+            assert!(value == "close" || value == "keep-alive");
+            close |= value == "close";
+        }
+        let dates = r.headers_named("date");
+        assert_eq!(dates.len(), 1, "Date header count");
+        assert_eq!(dates[0].as_bytes(), DATE);
+        let call = r
+            .header("X-Call")
+            .map(|k| k.parse::<usize>().expect("X-Call"));
+        let answers = app_call(&r, next_call);
+        match answers {
             Some(k) => {
                 assert_eq!(k, next_call, "responses out of order");
                 next_call += 1;
-                Some(k)
-            }
-            None if code == 500 => {
-                next_call += 1;
-                Some(next_call - 1)
             }
             None => {
                 assert!(
@@ -1076,74 +854,39 @@ fn parse_output(out: &[u8], head_requests: &[bool]) -> Vec<Parsed> {
                     "unexpected status {code}"
                 );
                 assert!(close, "protocol error without Connection: close");
-                None
             }
-        };
-        let head_request = app_call
+        }
+        let head_request = answers
             .and_then(|k| head_requests.get(k).copied())
             .unwrap_or(false);
-        // A response to HEAD has no body, whoever wrote it (the app's, or
-        // the canned 500 when the app failed before its head).
         let no_body = head_request || code == 204 || code == 304;
-        let body_end = if no_body {
-            Some(at)
-        } else if chunked {
-            chunked_end(out, at)
-        } else if let Some(n) = length {
-            at.checked_add(n).filter(|&e| e <= out.len())
-        } else {
-            // Until close: everything else is its body.
+        if !no_body && !r.is_chunked() && !r.has_header("content-length") {
             assert!(close, "body until close without Connection: close");
-            Some(out.len())
-        };
-        match body_end {
-            Some(e) => {
-                at = e;
-                res.push(Parsed {
-                    status: code,
-                    call,
-                    close,
-                    truncated: false,
-                });
-                if close {
-                    assert_eq!(
-                        at,
-                        out.len(),
-                        "bytes written after a Connection: close response"
-                    );
-                }
-            }
-            None => {
-                res.push(truncated(code, call, close));
-                return res;
-            }
+        }
+        if !r.complete {
+            res.push(Parsed {
+                status: code,
+                call,
+                close,
+                truncated: true,
+            });
+            return res;
+        }
+        res.push(Parsed {
+            status: code,
+            call,
+            close,
+            truncated: false,
+        });
+        if close {
+            assert_eq!(
+                at,
+                out.len(),
+                "bytes written after a Connection: close response"
+            );
         }
     }
     res
-}
-
-/// Where a chunked body starting at `at` ends, None if it is cut short
-/// (malformed chunk framing panics).
-fn chunked_end(out: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let rest = out.get(at..)?;
-        let line_end = find(rest, b"\r\n")?;
-        let size = std::str::from_utf8(&rest[..line_end])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s, 16).ok())
-            .expect("bad chunk-size line in output");
-        at += line_end + 2;
-        if size == 0 {
-            // No trailers from us.
-            let t = out.get(at..at + 2)?;
-            assert_eq!(t, b"\r\n", "no CRLF after the last chunk");
-            return Some(at + 2);
-        }
-        at = at.checked_add(size)?;
-        let crlf = out.get(at..at + 2)?;
-        assert_eq!(crlf, b"\r\n", "chunk data not followed by CRLF");
-        at += 2;
-    }
 }
 
 const MAX_DRIVES: usize = 200_000;
@@ -1172,16 +915,19 @@ pub fn check_conn(data: &[u8]) {
     let eof_after = cfg[2] % 4 == 0;
     let big_reads = cfg[3] % 2 == 0;
 
-    let mut reads = VecDeque::new();
+    let mut reads = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let max = if big_reads { 512 } else { 16 };
         let n = (1 + rng.below(max) as usize).min(rest.len());
-        reads.push_back(ReadOp::Data(rest[..n].to_vec()));
+        reads.push(In::Data(rest[..n].to_vec()));
         rest = &rest[n..];
         if rng.below(2) == 0 {
-            reads.push_back(ReadOp::WouldBlock);
+            reads.push(In::WouldBlock);
         }
+    }
+    if eof_after {
+        reads.push(In::Eof);
     }
     let mut write_sizes: Vec<usize> = (0..rng.below(16))
         .map(|_| match rng.below(8) {
@@ -1192,20 +938,10 @@ pub fn check_conn(data: &[u8]) {
         .collect();
     // At least one write in each round of the schedule makes progress.
     write_sizes.push(1 + rng.below(64) as usize);
-    let out = Rc::new(RefCell::new(Vec::new()));
-    let stream = MockStream {
-        reads,
-        eof: eof_after,
-        write_sizes,
-        write_at: 0,
-        blocking: true,
-        out: out.clone(),
-        shut: false,
-    };
-    let stats = Rc::new(Stats::default());
-    let mut app = StubApp {
-        stats: stats.clone(),
-    };
+    // Writes take the schedule's sizes in turn until it is cleared.
+    let stream = MockStream::new(reads).schedule(write_sizes);
+    let mut app = StubApp::new().fallback(shaped);
+    let stats = app.stats.clone();
     let mut conn = Conn::new(
         stream,
         Peer::Unix,
@@ -1226,12 +962,12 @@ pub fn check_conn(data: &[u8]) {
             date: DATE,
             draining: false,
         };
-        let before = out.borrow().len();
+        let before = conn.stream().written.len();
         let p = match conn.drive(&mut app, &ctx) {
             Progress::Flush | Progress::FlushThenResume => conn.flush_deferred(&ctx),
             p => p,
         };
-        let script_done = conn.stream().reads.is_empty();
+        let script_done = conn.stream().input_done();
         match p {
             Progress::Closed => {
                 closed = true;
@@ -1240,21 +976,21 @@ pub fn check_conn(data: &[u8]) {
             Progress::Yield | Progress::Flush | Progress::FlushThenResume => {}
             Progress::Open => {
                 if script_done {
-                    if conn.stream().blocking {
-                        conn.stream_mut().blocking = false;
-                    } else if out.borrow().len() == before {
+                    if !conn.stream().schedule.is_empty() {
+                        conn.stream_mut().schedule.clear();
+                    } else if conn.stream().written.len() == before {
                         break;
                     }
                 }
             }
         }
     }
-    let rested_len = out.borrow().len();
+    let rested_len = conn.stream().written.len();
     // Phase 2: the client goes away (EOF); the connection must close soon
     // without writing anything more.
     if !closed {
-        conn.stream_mut().eof = true;
-        conn.stream_mut().blocking = false;
+        conn.stream_mut().input.push_back(In::Eof);
+        conn.stream_mut().schedule.clear();
         let mut n = 0;
         loop {
             n += 1;
@@ -1273,20 +1009,18 @@ pub fn check_conn(data: &[u8]) {
             }
         }
         assert_eq!(
-            out.borrow().len(),
+            conn.stream().written.len(),
             rested_len,
             "output after the client went away"
         );
     }
+    // Dropping the connection closes a response still open (it writes
+    // nothing: the stream goes with it).
+    let out = std::mem::take(&mut conn.stream_mut().written);
     drop(conn);
 
-    assert_eq!(
-        stats.closed.get(),
-        stats.created.get(),
-        "close() not called once per response"
-    );
-    let out = out.borrow();
-    let heads = stats.head_requests.borrow();
+    assert_closed_once(&stats);
+    let heads: Vec<bool> = app.requests.iter().map(|r| r.method == b"HEAD").collect();
     if std::env::var_os("FUZZ_CONN_DEBUG").is_some() {
         eprintln!(
             "calls {} heads {:?} eof_after {eof_after} drives {drives}\n{}",

@@ -11,6 +11,8 @@
 //! - `logging`: log files, the access-log format and batching, local time.
 //! - `config`: the command line, parsed into a `Config` (pure); `cli`
 //!   runs it, for both front ends (the binary and the Python package).
+//! - `testing`: the test kit (mock stream, stub app, response reader);
+//!   only in tests and behind the `testing` feature.
 
 #[cfg(feature = "python")]
 pub mod cli;
@@ -19,5 +21,7 @@ pub mod http;
 pub mod logging;
 pub mod serve;
 pub mod supervise;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(feature = "python")]
 pub mod wsgi;

@@ -1,5 +1,6 @@
 //! Shared harness for the end-to-end tests: spawn the `rwsgi-lite` binary on
-//! a kernel-chosen port, collect its log, and speak raw HTTP/1.x to it.
+//! a kernel-chosen port, collect its log, and speak raw HTTP/1.x to it
+//! (responses are parsed by the crate's test kit, `rwsgi_lite::testing`).
 //!
 //! Every blocking operation has a deadline (socket timeouts, bounded waits),
 //! so a server bug fails a test instead of hanging the suite.
@@ -16,6 +17,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use rwsgi_lite::testing::response;
+/// Responses are read with the crate's test kit, the same reader the
+/// connection's unit tests use (strict about framing). Not every test file
+/// uses both names.
+#[allow(unused_imports)]
+pub use rwsgi_lite::testing::response::{find, Response};
 
 /// Socket read/write timeout: far above anything a correct server needs.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -420,55 +428,6 @@ impl Stream {
     }
 }
 
-/// A parsed HTTP response.
-#[derive(Clone, Debug)]
-pub struct Response {
-    /// "HTTP/1.1"
-    pub version: String,
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    /// The decoded body (chunked framing removed).
-    pub body: Vec<u8>,
-    /// Every byte of this response as received, head included.
-    pub raw: Vec<u8>,
-    /// Chunk sizes seen if the body was chunked (final 0 included).
-    pub chunks: Option<Vec<usize>>,
-}
-
-impl Response {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    pub fn has_header(&self, name: &str) -> bool {
-        self.header(name).is_some()
-    }
-    /// True if a `Connection` header lists `token`.
-    pub fn connection_has(&self, token: &str) -> bool {
-        self.headers_named("connection")
-            .iter()
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-    pub fn body_str(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn raw_str(&self) -> String {
-        String::from_utf8_lossy(&self.raw).into_owned()
-    }
-}
-
 /// Why reading a response failed, with everything received for it so far.
 #[derive(Debug)]
 pub struct ReadError {
@@ -660,173 +619,40 @@ impl Client {
 
     /// Reads one response; `head_request` means no body regardless of
     /// headers. A response cut short (EOF inside the head or a framed
-    /// body) is an error carrying the bytes received.
+    /// body) or malformed is an error carrying the bytes received.
     pub fn try_read_response(&mut self, head_request: bool) -> Result<Response, ReadError> {
-        let mut consumed = 0usize; // bytes of buf belonging to this response
         let err = |c: &Client, msg: String| ReadError {
             msg,
             raw: c.buf.clone(),
         };
-        // Head.
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
+        loop {
+            match response::try_parse(&self.buf, head_request, self.eof) {
+                Err(msg) => return Err(err(self, msg)),
+                Ok(Some(r)) if r.complete => {
+                    self.buf.drain(..r.raw.len());
+                    return Ok(r);
+                }
+                Ok(None) if self.eof => {
+                    return Err(err(self, "EOF before end of response head".into()))
+                }
+                // Cut short: a body until close is whole at EOF.
+                Ok(Some(r)) if self.eof => {
+                    let msg = match r.header("content-length") {
+                        Some(n) => format!("EOF after {} of {n} body bytes", r.body.len()),
+                        None => "EOF inside chunked body".to_string(),
+                    };
+                    return Err(err(self, msg));
+                }
+                Ok(_) => {}
             }
             match self.fill() {
-                Ok(0) => return Err(err(self, "EOF before end of response head".into())),
                 Ok(_) => {}
-                Err(e) => return Err(err(self, format!("reading head: {e}"))),
+                // The end of the stream, for a body until close.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
+                Err(e) => return Err(err(self, format!("reading the response: {e}"))),
             }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end - 4]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("").to_string();
-        let status: u16 = match parts.next().and_then(|s| s.parse().ok()) {
-            Some(s) if version.starts_with("HTTP/1.") => s,
-            _ => return Err(err(self, format!("bad status line {status_line:?}"))),
-        };
-        let reason = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        for l in lines {
-            let Some((k, v)) = l.split_once(':') else {
-                return Err(err(self, format!("bad header line {l:?}")));
-            };
-            if k.is_empty() || k.ends_with(' ') || k.ends_with('\t') {
-                return Err(err(self, format!("bad header name in {l:?}")));
-            }
-            headers.push((k.to_string(), v.trim().to_string()));
         }
-        consumed += head_end;
-        let mut resp = Response {
-            version,
-            status,
-            reason,
-            headers,
-            body: Vec::new(),
-            raw: Vec::new(),
-            chunks: None,
-        };
-        let no_body =
-            head_request || (100..200).contains(&status) || status == 204 || status == 304;
-        let te = resp
-            .header("transfer-encoding")
-            .map(|v| v.to_ascii_lowercase());
-        let cl = resp.header("content-length").map(|v| v.to_string());
-        if no_body {
-            // nothing
-        } else if let Some(te) = te {
-            if !te.trim().ends_with("chunked") {
-                return Err(err(
-                    self,
-                    format!("unsupported response transfer-encoding {te:?}"),
-                ));
-            }
-            let mut chunks = Vec::new();
-            loop {
-                // chunk-size line
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf[consumed..], b"\r\n") {
-                        break consumed + i;
-                    }
-                    match self.fill() {
-                        Ok(0) => {
-                            return Err(err(self, "EOF inside chunked body (size line)".into()))
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(err(self, format!("reading chunk size: {e}"))),
-                    }
-                };
-                let size_str = String::from_utf8_lossy(&self.buf[consumed..line_end]).into_owned();
-                let size_hex = size_str.split(';').next().unwrap().trim();
-                let size = usize::from_str_radix(size_hex, 16)
-                    .map_err(|_| err(self, format!("bad chunk size line {size_str:?}")))?;
-                consumed = line_end + 2;
-                chunks.push(size);
-                if size == 0 {
-                    // trailers until empty line
-                    loop {
-                        let line_end = loop {
-                            if let Some(i) = find(&self.buf[consumed..], b"\r\n") {
-                                break consumed + i;
-                            }
-                            match self.fill() {
-                                Ok(0) => {
-                                    return Err(err(self, "EOF inside chunked trailer".into()))
-                                }
-                                Ok(_) => {}
-                                Err(e) => return Err(err(self, format!("reading trailer: {e}"))),
-                            }
-                        };
-                        let empty = line_end == consumed;
-                        consumed = line_end + 2;
-                        if empty {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                while self.buf.len() < consumed + size + 2 {
-                    match self.fill() {
-                        Ok(0) => {
-                            return Err(err(self, format!("EOF inside chunk of {size} bytes")))
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(err(self, format!("reading chunk data: {e}"))),
-                    }
-                }
-                resp.body
-                    .extend_from_slice(&self.buf[consumed..consumed + size]);
-                if &self.buf[consumed + size..consumed + size + 2] != b"\r\n" {
-                    return Err(err(self, "chunk data not followed by CRLF".into()));
-                }
-                consumed += size + 2;
-            }
-            resp.chunks = Some(chunks);
-        } else if let Some(cl) = cl {
-            let n: usize = cl
-                .parse()
-                .map_err(|_| err(self, format!("bad Content-Length {cl:?}")))?;
-            while self.buf.len() < consumed + n {
-                match self.fill() {
-                    Ok(0) => {
-                        return Err(err(
-                            self,
-                            format!("EOF after {} of {n} body bytes", self.buf.len() - consumed),
-                        ))
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(err(self, format!("reading body: {e}"))),
-                }
-            }
-            resp.body = self.buf[consumed..consumed + n].to_vec();
-            consumed += n;
-        } else {
-            // close-delimited
-            loop {
-                match self.fill() {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
-                    Err(e) => {
-                        return Err(err(
-                            self,
-                            format!("reading close-delimited body (server did not close?): {e}"),
-                        ))
-                    }
-                }
-            }
-            resp.body = self.buf[consumed..].to_vec();
-            consumed = self.buf.len();
-        }
-        resp.raw = self.buf.drain(..consumed).collect();
-        Ok(resp)
     }
-}
-
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 // ---------------------------------------------------------------------------

@@ -1,438 +1,24 @@
-//! Connection state machine tests: a scripted mock socket, a stub app that
-//! records what it is asked and counts `next()`/`close()` calls, and a tiny
-//! response parser for what went out on the wire.
+//! Connection state machine tests, with the crate's test kit
+//! (`crate::testing`): a scripted mock socket, a stub app that records what
+//! it is asked and counts `next()`/`close()` calls, and the response reader
+//! for what went out on the wire.
 
-use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Ctx, Progress, State, Stream, DRAIN_FRESH_GRACE, FILE_BUDGET, INITIAL_INBUF};
+use super::{Conn, Ctx, Progress, State, DRAIN_FRESH_GRACE, FILE_BUDGET, INITIAL_INBUF};
 use crate::http::parse::Version;
-use crate::serve::app::{
-    App, AppFailure, ConnSettings, Event, FileBody, Local, Peer, Request, Response, ResponseHead,
+use crate::serve::app::{ConnSettings, Local, Peer};
+use crate::testing::mock_stream::{data, In, MockStream};
+use crate::testing::response::{parse_all, parse_response, Response};
+use crate::testing::stub_app::{
+    assert_closed_once, chunks, chunks_body, fixed, head, pattern, slow, Act, Recorded, Route,
+    Stats, StubApp, StubResponse,
 };
 
 const DATE: &[u8] = b"Tue, 24 Nov 2026 09:00:00 GMT";
 const DATE_STR: &str = "Tue, 24 Nov 2026 09:00:00 GMT";
-
-// ---------------------------------------------------------------------------
-// Mock stream
-// ---------------------------------------------------------------------------
-
-/// One scripted read result.
-#[derive(Debug, Clone)]
-enum In {
-    /// Bytes handed out (possibly over several reads if the buffer is small).
-    Data(Vec<u8>),
-    /// One read returns WouldBlock.
-    WouldBlock,
-    /// Every read from here on returns Ok(0).
-    Eof,
-    /// One read fails with this kind.
-    Error(ErrorKind),
-}
-
-fn data(bytes: &[u8]) -> In {
-    In::Data(bytes.to_vec())
-}
-
-struct MockStream {
-    input: VecDeque<In>,
-    /// Everything accepted by write calls, in order.
-    written: Vec<u8>,
-    /// Write calls that accepted at least one byte.
-    write_calls: usize,
-    /// Most bytes accepted by one write call (across all slices).
-    per_call: usize,
-    /// WouldBlock on every other write call.
-    alternate: bool,
-    block_next: bool,
-    /// WouldBlock once this many bytes were written in total, until cleared.
-    block_after: Option<usize>,
-    /// Fail with this error once this many bytes were written in total.
-    fail_after: Option<(usize, ErrorKind)>,
-    shutdown: bool,
-}
-
-impl MockStream {
-    fn new(input: Vec<In>) -> Self {
-        MockStream {
-            input: input.into(),
-            written: Vec::new(),
-            write_calls: 0,
-            per_call: usize::MAX,
-            alternate: false,
-            block_next: false,
-            block_after: None,
-            fail_after: None,
-            shutdown: false,
-        }
-    }
-
-    fn per_call(mut self, n: usize) -> Self {
-        self.per_call = n;
-        self
-    }
-
-    fn alternate(mut self) -> Self {
-        self.alternate = true;
-        self
-    }
-
-    fn block_after(mut self, n: usize) -> Self {
-        self.block_after = Some(n);
-        self
-    }
-
-    fn fail_after(mut self, n: usize, kind: ErrorKind) -> Self {
-        self.fail_after = Some((n, kind));
-        self
-    }
-
-    /// Steps and bytes not yet read: part of the progress signature.
-    fn input_left(&self) -> (usize, usize) {
-        let bytes = self
-            .input
-            .iter()
-            .map(|s| match s {
-                In::Data(d) => d.len(),
-                _ => 0,
-            })
-            .sum();
-        (self.input.len(), bytes)
-    }
-}
-
-impl Read for MockStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.input.front_mut() {
-            None => Err(ErrorKind::WouldBlock.into()),
-            Some(In::Eof) => Ok(0),
-            Some(In::Data(d)) => {
-                assert!(!d.is_empty(), "empty Data step would read as EOF");
-                assert!(!buf.is_empty(), "read with an empty buffer");
-                let n = d.len().min(buf.len());
-                buf[..n].copy_from_slice(&d[..n]);
-                d.drain(..n);
-                if d.is_empty() {
-                    self.input.pop_front();
-                }
-                Ok(n)
-            }
-            Some(In::WouldBlock) => {
-                self.input.pop_front();
-                Err(ErrorKind::WouldBlock.into())
-            }
-            Some(In::Error(kind)) => {
-                let kind = *kind;
-                self.input.pop_front();
-                Err(kind.into())
-            }
-        }
-    }
-}
-
-impl Write for MockStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if self.shutdown {
-            return Err(ErrorKind::BrokenPipe.into());
-        }
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if total == 0 {
-            return Ok(0);
-        }
-        let mut allowed = self.per_call;
-        if let Some((at, kind)) = self.fail_after {
-            if self.written.len() >= at {
-                return Err(kind.into());
-            }
-            allowed = allowed.min(at - self.written.len());
-        }
-        if let Some(at) = self.block_after {
-            if self.written.len() >= at {
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            allowed = allowed.min(at - self.written.len());
-        }
-        if self.alternate {
-            if self.block_next {
-                self.block_next = false;
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            self.block_next = true;
-        }
-        let mut n = 0;
-        for b in bufs {
-            if n == allowed {
-                break;
-            }
-            let take = b.len().min(allowed - n);
-            self.written.extend_from_slice(&b[..take]);
-            n += take;
-        }
-        self.write_calls += 1;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream for MockStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown = true;
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Stub application
-// ---------------------------------------------------------------------------
-
-/// One scripted result of `Response::next`.
-#[derive(Debug, Clone)]
-enum Act {
-    Head {
-        status: u16,
-        content_length: Option<u64>,
-        close: bool,
-        /// `ResponseHead::body_length`: known to the adapter, not the app.
-        body_length: Option<u64>,
-    },
-    Data(Vec<u8>),
-    /// `Event::File` over a temporary file holding `data`.
-    File {
-        data: Vec<u8>,
-        offset: u64,
-        len: u64,
-    },
-    Fail,
-    End,
-}
-
-fn head(status: u16, content_length: Option<u64>) -> Act {
-    Act::Head {
-        status,
-        content_length,
-        close: false,
-        body_length: None,
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Route {
-    /// Every event at hand (`ready()` is true), like a WSGI list body.
-    Acts(Vec<Act>),
-    /// A generator: `ready()` is false, each `next()` runs app code.
-    Gen(Vec<Act>),
-    /// `App::call` itself fails.
-    CallFails,
-}
-
-/// The same events, produced by a generator.
-fn slow(route: Route) -> Route {
-    match route {
-        Route::Acts(acts) => Route::Gen(acts),
-        other => other,
-    }
-}
-
-/// Fixed body with Content-Length.
-fn fixed(body: &[u8]) -> Route {
-    Route::Acts(vec![
-        head(200, Some(body.len() as u64)),
-        Act::Data(body.to_vec()),
-        Act::End,
-    ])
-}
-
-/// Deterministic, position-dependent bytes so reordering or loss shows.
-fn pattern(len: usize, seed: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i * 7 + seed * 13) % 251) as u8)
-        .collect()
-}
-
-/// `n` chunks of `size` bytes, no Content-Length (chunked on HTTP/1.1).
-fn chunks(n: usize, size: usize) -> Route {
-    let mut acts = vec![head(200, None)];
-    acts.extend((0..n).map(|i| Act::Data(pattern(size, i))));
-    acts.push(Act::End);
-    Route::Acts(acts)
-}
-
-fn chunks_body(n: usize, size: usize) -> Vec<u8> {
-    (0..n).flat_map(|i| pattern(size, i)).collect()
-}
-
-#[derive(Default)]
-struct Stats {
-    calls: Cell<usize>,
-    /// Responses handed to the connection.
-    responses: Cell<usize>,
-    nexts: Cell<usize>,
-    closes: Cell<usize>,
-    /// next() after close/End/Fail, or close() twice on one response.
-    misuse: Cell<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Recorded {
-    method: Vec<u8>,
-    target: Vec<u8>,
-    version: Version,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-struct StubApp {
-    routes: HashMap<Vec<u8>, Route>,
-    requests: Vec<Recorded>,
-    stats: Rc<Stats>,
-}
-
-impl StubApp {
-    fn new() -> Self {
-        StubApp {
-            routes: HashMap::new(),
-            requests: Vec::new(),
-            stats: Rc::new(Stats::default()),
-        }
-    }
-
-    fn route(mut self, path: &str, route: Route) -> Self {
-        self.routes.insert(path.as_bytes().to_vec(), route);
-        self
-    }
-}
-
-impl App for StubApp {
-    type Response = StubResponse;
-
-    fn call(&mut self, request: Request<'_>) -> Result<StubResponse, AppFailure> {
-        bump(&self.stats.calls);
-        let head = request.head;
-        self.requests.push(Recorded {
-            method: request.method.to_vec(),
-            target: request.target.to_vec(),
-            version: request.version,
-            headers: request
-                .headers
-                .iter()
-                .map(|h| (h.name.get(head).to_vec(), h.value.get(head).to_vec()))
-                .collect(),
-            body: request.body.into_vec().expect("request body"),
-        });
-        // Default: 200 with `ok:<target>` and a Content-Length.
-        let route = self.routes.get(request.target).cloned().unwrap_or_else(|| {
-            let mut body = b"ok:".to_vec();
-            body.extend_from_slice(request.target);
-            fixed(&body)
-        });
-        let (acts, ready) = match route {
-            Route::CallFails => return Err(AppFailure),
-            Route::Acts(acts) => (acts, true),
-            Route::Gen(acts) => (acts, false),
-        };
-        bump(&self.stats.responses);
-        Ok(StubResponse {
-            acts: acts.into(),
-            ready,
-            stats: self.stats.clone(),
-            finished: false,
-            closed: false,
-        })
-    }
-}
-
-struct StubResponse {
-    acts: VecDeque<Act>,
-    ready: bool,
-    stats: Rc<Stats>,
-    finished: bool,
-    closed: bool,
-}
-
-fn bump(c: &Cell<usize>) {
-    c.set(c.get() + 1);
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        304 => "Not Modified",
-        404 => "Not Found",
-        _ => "Whatever",
-    }
-}
-
-impl Response for StubResponse {
-    type Chunk = Vec<u8>;
-
-    fn next(&mut self) -> Result<Event<Vec<u8>>, AppFailure> {
-        bump(&self.stats.nexts);
-        if self.closed || self.finished {
-            bump(&self.stats.misuse);
-        }
-        match self.acts.pop_front() {
-            Some(Act::Head {
-                status,
-                content_length,
-                close,
-                body_length,
-            }) => {
-                let mut header_lines = b"Content-Type: text/plain\r\n".to_vec();
-                if let Some(n) = content_length {
-                    header_lines.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
-                }
-                Ok(Event::Head(ResponseHead {
-                    status,
-                    status_line: format!("{status} {}", reason(status)).into_bytes(),
-                    header_lines,
-                    content_length,
-                    has_date: false,
-                    has_server: false,
-                    close,
-                    body_length,
-                }))
-            }
-            Some(Act::Data(d)) => Ok(Event::Data(d)),
-            Some(Act::File { data, offset, len }) => {
-                let mut file = tempfile::tempfile().expect("temp file");
-                file.write_all(&data).expect("write temp file");
-                Ok(Event::File(FileBody { file, offset, len }))
-            }
-            Some(Act::Fail) => {
-                self.finished = true;
-                Err(AppFailure)
-            }
-            Some(Act::End) | None => {
-                self.finished = true;
-                Ok(Event::End)
-            }
-        }
-    }
-
-    fn ready(&self) -> bool {
-        self.ready
-    }
-
-    fn close(&mut self) {
-        if self.closed {
-            bump(&self.stats.misuse);
-        }
-        self.closed = true;
-        bump(&self.stats.closes);
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -552,20 +138,6 @@ impl Harness {
 }
 
 /// Every response the app produced was closed exactly once, and never
-/// pulled after it ended or was closed.
-fn assert_closed_once(stats: &Stats) {
-    assert_eq!(
-        stats.closes.get(),
-        stats.responses.get(),
-        "close() calls vs responses"
-    );
-    assert_eq!(
-        stats.misuse.get(),
-        0,
-        "next() after end/close or double close"
-    );
-}
-
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
 }
@@ -574,125 +146,7 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
-// ---------------------------------------------------------------------------
-// Response parser
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    chunked: bool,
-    /// The body is whole (chunked: the 0-chunk arrived; length: all bytes).
-    complete: bool,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        let mut found = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
-        let first = found.next().map(|(_, v)| v.as_str());
-        assert!(found.next().is_none(), "header {name} repeated");
-        first
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parses one response from the front of `buf`; returns it and the bytes it
-/// used. Bodies: none for HEAD/1xx/204/304, else chunked, Content-Length or
-/// up to the end of `buf`.
-fn parse_response(buf: &[u8], head_request: bool) -> (Resp, usize) {
-    let end = find(buf, b"\r\n\r\n").unwrap_or_else(|| {
-        panic!(
-            "no complete response head in {:?}",
-            String::from_utf8_lossy(buf)
-        )
-    });
-    let text = std::str::from_utf8(&buf[..end]).expect("ASCII head");
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    assert!(
-        status_line.starts_with("HTTP/1.1 ") && status_line.len() >= 12,
-        "bad status line {status_line:?}"
-    );
-    let status: u16 = status_line[9..12].parse().expect("status code");
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("bad header line {l:?}"));
-            (n.to_string(), v.to_string())
-        })
-        .collect();
-    let mut resp = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-        chunked: false,
-        complete: true,
-    };
-    let mut pos = end + 4;
-    if head_request || status < 200 || status == 204 || status == 304 {
-        return (resp, pos);
-    }
-    if resp.header("Transfer-Encoding") == Some("chunked") {
-        resp.chunked = true;
-        resp.complete = false;
-        while let Some(eol) = find(&buf[pos..], b"\r\n") {
-            let size_text = std::str::from_utf8(&buf[pos..pos + eol]).expect("chunk size");
-            let size = usize::from_str_radix(size_text, 16).expect("hex chunk size");
-            if size == 0 {
-                assert_eq!(
-                    buf.get(pos + eol + 2..pos + eol + 4),
-                    Some(&b"\r\n"[..]),
-                    "last-chunk without final CRLF"
-                );
-                pos += eol + 4;
-                resp.complete = true;
-                break;
-            }
-            let start = pos + eol + 2;
-            if buf.len() < start + size + 2 {
-                resp.body.extend_from_slice(&buf[start.min(buf.len())..]);
-                pos = buf.len();
-                break;
-            }
-            resp.body.extend_from_slice(&buf[start..start + size]);
-            assert_eq!(&buf[start + size..start + size + 2], b"\r\n", "chunk CRLF");
-            pos = start + size + 2;
-        }
-        return (resp, pos);
-    }
-    if let Some(cl) = resp.header("Content-Length") {
-        let n: usize = cl.parse().expect("Content-Length");
-        let have = (buf.len() - pos).min(n);
-        resp.body = buf[pos..pos + have].to_vec();
-        resp.complete = have == n;
-        return (resp, pos + have);
-    }
-    resp.body = buf[pos..].to_vec();
-    (resp, buf.len())
-}
-
-/// Parses back-to-back responses to non-HEAD requests, using every byte.
-fn parse_all(buf: &[u8]) -> Vec<Resp> {
-    let mut pos = 0;
-    let mut all = Vec::new();
-    while pos < buf.len() {
-        let (r, n) = parse_response(&buf[pos..], false);
-        pos += n;
-        all.push(r);
-    }
-    all
-}
-
-fn assert_server_headers(r: &Resp) {
+fn assert_server_headers(r: &Response) {
     assert_eq!(r.header("Date"), Some(DATE_STR));
     assert_eq!(r.header("Server"), Some("rwsgi-lite"));
 }
@@ -930,7 +384,7 @@ fn short_writes_are_byte_identical() {
     assert_eq!(rs.len(), 6);
     assert!(rs.iter().all(|r| r.complete));
     assert_eq!(rs[1].body, chunks_body(3, 1500));
-    assert!(rs[1].chunked);
+    assert!(rs[1].is_chunked());
     assert_eq!(rs[2].body, cat(&[&pattern(2000, 1), &pattern(1000, 2)]));
     assert_eq!(rs[3].body, chunks_body(4, 1200));
     assert_eq!(rs[4].status, 404);
@@ -1010,7 +464,7 @@ fn blocked_writer_pauses(generator: bool) {
     assert_eq!(h.run(), Progress::Open);
     let (r, used) = parse_response(h.written(), false);
     assert_eq!(used, h.written().len());
-    assert!(r.chunked && r.complete);
+    assert!(r.is_chunked() && r.complete);
     assert_eq!(r.body, chunks_body(N, SIZE));
     assert_eq!(h.stats().nexts.get(), N + 2);
     assert_closed_once(&h.stats());
@@ -1436,7 +890,7 @@ fn app_failure_after_head_truncates_and_closes() {
     let (r, used) = parse_response(h.written(), false);
     assert_eq!(used, h.written().len());
     assert_eq!(r.status, 200);
-    assert!(r.chunked);
+    assert!(r.is_chunked());
     assert!(!r.complete, "a failed response must not look complete");
     assert_eq!(r.body, cat(&[b"first", &pattern(2000, 5)]));
     assert!(!h.written().ends_with(b"0\r\n\r\n"));
@@ -2097,7 +1551,7 @@ fn file_body_with_measured_length() {
     assert_eq!(h.run(), Progress::Open);
     let (r, used) = parse_response(h.written(), false);
     assert_eq!(used, h.written().len());
-    assert!(r.complete && !r.chunked);
+    assert!(r.complete && !r.is_chunked());
     let want = file_expected();
     assert_eq!(r.header("Content-Length"), Some(&*want.len().to_string()));
     assert_eq!(r.header("Connection"), None);
@@ -2271,7 +1725,7 @@ fn file_body_in_chunked_and_close_delimited_framing() {
     assert_eq!(h.run(), Progress::Open);
     let rs = parse_all(h.written());
     assert_eq!(rs.len(), 2);
-    assert!(rs[0].chunked && rs[0].complete);
+    assert!(rs[0].is_chunked() && rs[0].complete);
     assert!(rs[0].body == want);
     assert_eq!(rs[1].body, b"ok:/next");
 
