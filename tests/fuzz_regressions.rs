@@ -1,19 +1,22 @@
 //! Replays the fuzz targets' checks (fuzz/checks.rs, shared with the
 //! cargo-fuzz targets) as ordinary tests, without nightly or libFuzzer:
 //!
-//! - every file in fuzz/regressions/<target>/ (minimised inputs that once
-//!   crashed a target) through that target's check;
+//! - every file in fuzz/regressions/<target>/ through that target's check:
+//!   minimised inputs that once made a target fail, and hand-picked inputs
+//!   that pin a corner of each target (see fuzz/regressions/README.md).
+//!   Each target's directory must exist and hold at least one input, and
+//!   fuzz/regressions/ holds nothing else, so a renamed target or a
+//!   misplaced file cannot make the replay silently empty;
 //! - every file of the shared request corpus through all the checks, with a
-//!   few configuration prefixes for the targets that take one, so the checks
-//!   themselves are exercised even when no regression file exists.
+//!   few configuration prefixes for the targets that take one.
 //!
 //! The `differential` target's httparse half needs a fuzz-only dependency;
 //! its regression files are replayed here through our own-side checks.
 //!
-//! fuzz/regressions/<target>/known/ holds inputs that still show an open bug
-//! in src/ (see docs/FUZZING.md): they are expected to fail their check, and
-//! the test says so when one stops failing (the bug was fixed: move the file
-//! up one directory).
+//! fuzz/regressions/<target>/known/ (optional) holds inputs that still show
+//! an open bug in src/ (see docs/FUZZING.md): they are expected to fail
+//! their check, and the test says so when one stops failing (the bug was
+//! fixed: move the file up one directory).
 
 use std::fs;
 use std::panic;
@@ -37,12 +40,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The files of `dir`, sorted, README.md aside; the directory must exist.
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
+    let rd = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
         .filter(|p| p.is_file() && p.file_name().is_none_or(|n| n != "README.md"))
         .collect();
     v.sort();
@@ -53,11 +58,48 @@ fn read(p: &Path) -> Vec<u8> {
     fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+fn regressions() -> PathBuf {
+    root().join("fuzz/regressions")
+}
+
+/// fuzz/regressions/ holds README.md and one directory per target; a
+/// target's directory holds input files and, optionally, known/.
+#[test]
+fn regressions_holds_only_target_directories() {
+    for entry in fs::read_dir(regressions()).expect("fuzz/regressions/") {
+        let path = entry.expect("fuzz/regressions/ entry").path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name == "README.md" {
+            continue;
+        }
+        assert!(
+            path.is_dir() && TARGETS.iter().any(|(t, _)| *t == name),
+            "{} is not a fuzz target's directory (targets: {:?})",
+            path.display(),
+            TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>()
+        );
+        for inner in fs::read_dir(&path).expect("target directory") {
+            let inner = inner.expect("target directory entry").path();
+            assert!(
+                inner.is_file() || inner.file_name().is_some_and(|n| n == "known"),
+                "{}: only input files and known/ belong here",
+                inner.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn regressions_pass_their_checks() {
     let mut n = 0;
     for (target, check) in TARGETS {
-        for f in files(&root().join("fuzz/regressions").join(target)) {
+        let inputs = files(&regressions().join(target));
+        assert!(
+            !inputs.is_empty(),
+            "fuzz/regressions/{target}/ holds no input: each target keeps at least one \
+             (see fuzz/regressions/README.md)"
+        );
+        for f in inputs {
             let data = read(&f);
             if panic::catch_unwind(|| check(&data)).is_err() {
                 panic!("{} fails its {target} check", f.display());
@@ -71,7 +113,11 @@ fn regressions_pass_their_checks() {
 #[test]
 fn known_bugs_still_fail() {
     for (target, check) in TARGETS {
-        for f in files(&root().join("fuzz/regressions").join(target).join("known")) {
+        let dir = regressions().join(target).join("known");
+        if !dir.exists() {
+            continue; // no open bug for this target
+        }
+        for f in files(&dir) {
             let data = read(&f);
             let prev = panic::take_hook();
             panic::set_hook(Box::new(|_| {}));
@@ -90,6 +136,11 @@ fn known_bugs_still_fail() {
 /// The shared corpus: `../shared/corpus/http-requests` beside the checkout.
 fn corpus_files() -> Vec<PathBuf> {
     let dir = root().join("../shared/corpus/http-requests");
+    assert!(
+        dir.is_dir(),
+        "no request corpus at {} (CI has shared/ beside the checkout)",
+        dir.display()
+    );
     let v: Vec<PathBuf> = ["valid", "invalid"]
         .iter()
         .flat_map(|k| files(&dir.join(k)))
