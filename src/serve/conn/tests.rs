@@ -137,7 +137,6 @@ impl Harness {
     }
 }
 
-/// Every response the app produced was closed exactly once, and never
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
 }
