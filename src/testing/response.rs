@@ -120,7 +120,8 @@ pub fn try_parse_with(
     head_request: impl FnOnce(&Response) -> bool,
 ) -> Result<Option<Response>, String> {
     let Some(end) = find(buf, b"\r\n\r\n") else {
-        if !b"HTTP/1.1 ".starts_with(&buf[..buf.len().min(9)]) && !buf.starts_with(b"HTTP/1.1 ") {
+        // What arrived of the head must at least start like one.
+        if !buf.starts_with(b"HTTP/1.1 ") && !b"HTTP/1.1 ".starts_with(buf) {
             return Err("garbage where a response should start".into());
         }
         return Ok(None);
@@ -155,14 +156,10 @@ fn parse_head(head: &[u8]) -> Result<Response, String> {
     let status_line = lines[0];
     let status = status_line
         .strip_prefix(b"HTTP/1.1 ")
-        .filter(|rest| {
-            rest.len() >= 4 && rest[..3].iter().all(u8::is_ascii_digit) && rest[3] == b' '
-        })
-        .map(|rest| {
-            rest[..3]
-                .iter()
-                .fold(0, |n, d| n * 10 + u16::from(d - b'0'))
-        })
+        .filter(|rest| rest.len() >= 4 && rest[3] == b' ')
+        .and_then(|rest| std::str::from_utf8(&rest[..3]).ok())
+        .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("bad status line {:?}", lossy(status_line)))?;
     let mut r = Response {
         version: "HTTP/1.1".into(),
@@ -209,6 +206,7 @@ fn crlf_lines(head: &[u8]) -> Result<Vec<&[u8]>, String> {
     Ok(lines)
 }
 
+/// How a response's body ends (when it has one).
 enum Framing {
     Chunked,
     Length(usize),
@@ -227,7 +225,7 @@ fn framing(r: &Response) -> Result<Framing, String> {
             .map(Framing::Length)
             .map_err(|_| format!("bad Content-Length {n:?}")),
         ([te], []) => Err(format!("unsupported transfer-encoding {te:?}")),
-        ([_], [_]) => Err("both Content-Length and chunked".into()),
+        ([_], [_]) => Err("both Content-Length and Transfer-Encoding".into()),
         _ => Err("Content-Length or Transfer-Encoding repeated".into()),
     }
 }
@@ -267,6 +265,63 @@ fn chunked_body(buf: &[u8], mut pos: usize, r: &mut Response) -> Result<Option<u
             None => return Ok(None),
             Some(b"\r\n") => pos = start + size + 2,
             Some(_) => return Err("chunk data not followed by CRLF".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD_CL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+
+    #[test]
+    fn framings_and_what_is_still_missing() {
+        let whole = [HEAD_CL, b"abcHTTP/1.1 ..."].concat();
+        let r = try_parse(&whole, false, false).unwrap().unwrap();
+        assert!(r.complete && r.body == b"abc" && r.raw.len() == HEAD_CL.len() + 3);
+        let r = try_parse(&whole[..HEAD_CL.len() + 1], false, false)
+            .unwrap()
+            .unwrap();
+        assert!(!r.complete && r.body == b"a");
+        assert_eq!(try_parse(&HEAD_CL[..20], false, false), Ok(None));
+        // HEAD: no body, whatever the Content-Length.
+        let r = try_parse(HEAD_CL, true, false).unwrap().unwrap();
+        assert!(r.complete && r.body.is_empty());
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        let r = try_parse(chunked, false, false).unwrap().unwrap();
+        assert!(r.complete && r.body == b"ab" && r.chunks == Some(vec![2, 0]));
+        let r = try_parse(&chunked[..chunked.len() - 2], false, false)
+            .unwrap()
+            .unwrap();
+        assert!(!r.complete && r.is_chunked());
+        // Until close: whole only at the end of the stream.
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nrest";
+        assert!(!try_parse(close, false, false).unwrap().unwrap().complete);
+        assert!(try_parse(close, false, true).unwrap().unwrap().complete);
+    }
+
+    #[test]
+    fn malformed_responses_are_errors() {
+        for bad in [
+            &b"HTTP/1.0 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 200\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nab\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.2",
+            b"garbage",
+        ] {
+            assert!(
+                try_parse(bad, false, true).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -626,7 +626,8 @@ impl Client {
             raw: c.buf.clone(),
         };
         loop {
-            match response::try_parse(&self.buf, head_request, self.eof) {
+            // Bytes the buffer needs before parsing again is worth it.
+            let want = match response::try_parse(&self.buf, head_request, self.eof) {
                 Err(msg) => return Err(err(self, msg)),
                 Ok(Some(r)) if r.complete => {
                     self.buf.drain(..r.raw.len());
@@ -643,13 +644,26 @@ impl Client {
                     };
                     return Err(err(self, msg));
                 }
-                Ok(_) => {}
-            }
-            match self.fill() {
-                Ok(_) => {}
-                // The end of the stream, for a body until close.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
-                Err(e) => return Err(err(self, format!("reading the response: {e}"))),
+                // A Content-Length body is parsed again once it can be
+                // whole (a 20 MiB body would be copied 300 times otherwise).
+                Ok(Some(r)) => match r.header("content-length") {
+                    Some(n) => {
+                        find(&self.buf, b"\r\n\r\n").map_or(0, |i| i + 4) + n.parse().unwrap_or(0)
+                    }
+                    None => 0,
+                },
+                Ok(None) => 0,
+            };
+            loop {
+                match self.fill() {
+                    Ok(_) => {}
+                    // The end of the stream, for a body until close.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
+                    Err(e) => return Err(err(self, format!("reading the response: {e}"))),
+                }
+                if self.eof || self.buf.len() >= want {
+                    break;
+                }
             }
         }
     }
