@@ -50,7 +50,7 @@ fn read_until_close(c: &mut Client, max_wait: Duration) -> Result<Vec<u8>, Strin
 }
 
 // ---------------------------------------------------------------------------
-// C. Timeouts and the connection limit
+// Timeouts and the connection limit
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -244,7 +244,7 @@ fn max_connections_holds_the_next_client_until_one_closes() {
 }
 
 // ---------------------------------------------------------------------------
-// D. Out of file descriptors (EMFILE)
+// Out of file descriptors (EMFILE)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -319,7 +319,7 @@ fn emfile_does_not_spin_and_recovers() {
 }
 
 // ---------------------------------------------------------------------------
-// E. Memory stays bounded
+// Memory stays bounded
 // ---------------------------------------------------------------------------
 
 /// Starts the server and warms it up (small upload, small stream), so the
@@ -460,7 +460,7 @@ fn streamed_256_mib_response_read_slowly_keeps_peak_rss_bounded() {
 }
 
 // ---------------------------------------------------------------------------
-// F (small). Many idle keep-alive connections
+// Many idle keep-alive connections
 // ---------------------------------------------------------------------------
 
 #[test]

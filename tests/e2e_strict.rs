@@ -169,7 +169,7 @@ fn get_with(headers: &[u8]) -> Vec<u8> {
 const CHUNKED_HELLO: &[u8] = b"5\r\nhello\r\n0\r\n\r\n";
 
 // ---------------------------------------------------------------------------
-// A. Request side
+// Request side: ambiguous or malformed requests rejected, lenient forms accepted
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -834,7 +834,7 @@ fn body_cut_off_then_half_close_never_reaches_the_app() {
 }
 
 // ---------------------------------------------------------------------------
-// B. Response side: the application is not trusted
+// Response side: the application is not trusted
 // ---------------------------------------------------------------------------
 
 /// True if `raw` contains `Set-Cookie: evil` anywhere (it must never be
