@@ -32,6 +32,16 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rwsgi-lite");
 
+/// The server command the tests run: the standalone binary, or what
+/// `RWSGI_LITE_BIN` names (the Python package's console script, so the
+/// same end-to-end tests check both front ends).
+pub fn server_bin() -> String {
+    std::env::var("RWSGI_LITE_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| BIN.to_owned())
+}
+
 /// `tests/apps`, where the test applications live.
 pub fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,7 +58,7 @@ pub fn temp_path(tag: &str) -> PathBuf {
 
 /// A command for the binary with the environment the tests rely on.
 pub fn base_command() -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(server_bin());
     // TZ: access-log times are local; UTC keeps them the same on every
     // machine (a test that wants a zone sets its own).
     cmd.env("PYTHONDONTWRITEBYTECODE", "1")
@@ -335,7 +345,7 @@ pub fn run_to_exit(args: &[&str]) -> Output {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", server_bin()));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_t = thread::spawn(move || {
@@ -826,7 +836,7 @@ pub fn start_command(mut cmd: Command, n_binds: usize) -> Server {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", server_bin()));
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
     let reader = spawn_log_reader(child.stderr.take().unwrap(), lines.clone(), tx);
