@@ -48,7 +48,10 @@ pub fn config(
             if args.len() > before {
                 let mut one = args[before..].to_vec();
                 one.push(app_spec.to_owned());
-                parse(&one).map_err(|e| PyValueError::new_err(format!("{key}: {e}")))?;
+                parse(&one).map_err(|e| {
+                    let why = e.strip_prefix(&format!("{}: ", flag.0)).unwrap_or(&e);
+                    PyValueError::new_err(format!("{key}: {why}"))
+                })?;
             }
         }
     }
@@ -202,10 +205,16 @@ fn check_in_process(config: &Config) -> PyResult<()> {
         }
     }
     if config.uses_master() {
+        let what = if config.workers > 1 {
+            format!("workers={}", config.workers)
+        } else if config.max_requests > 0 {
+            "max_requests".to_owned()
+        } else {
+            "timeout".to_owned()
+        };
         return Err(PyValueError::new_err(format!(
-            "workers={}, max_requests and timeout need worker processes under a master: \
-             run the rwsgi-lite command (e.g. rwsgi-lite -w 4 module:app)",
-            config.workers
+            "{what} needs worker processes under a master, which only the rwsgi-lite \
+             command runs (rwsgi-lite -w 4 module:app)"
         )));
     }
     Ok(())
