@@ -18,11 +18,25 @@ pub fn is_valid_host_field(value: &[u8]) -> bool {
 
 /// `host [ ":" port ]` with a non-empty host.
 pub fn is_host_port(value: &[u8]) -> bool {
-    let (host, port) = match split_port(value) {
-        Some(parts) => parts,
-        None => return false,
-    };
-    is_host(host) && port.is_none_or(is_port)
+    if value.first() == Some(&b'[') {
+        return match split_port(value) {
+            Some((host, port)) => is_host(host) && port.is_none_or(is_port),
+            None => false,
+        };
+    }
+    // The common case (a name or IPv4 address, maybe a port) in one pass
+    // over a byte table: this runs for every request.
+    for (i, &b) in value.iter().enumerate() {
+        if REG_NAME[usize::from(b)] {
+            continue;
+        }
+        match b {
+            b':' => return i > 0 && is_port(value.get(i + 1..).unwrap_or_default()),
+            b'%' if is_pct_encoded(value.get(i..).unwrap_or_default()) => {}
+            _ => return false,
+        }
+    }
+    !value.is_empty()
 }
 
 /// `host ":" port` with a non-empty port: a CONNECT target (RFC 9112
@@ -78,22 +92,28 @@ fn is_port(port: &[u8]) -> bool {
 
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )`.
 fn is_reg_name(name: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(&b) = name.get(i) {
-        if b == b'%' {
-            let hex = name.get(i + 1..i + 3).unwrap_or(&[]);
-            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
-                return false;
-            }
-            i += 3;
-        } else if is_unreserved(b) || is_sub_delim(b) {
-            i += 1;
-        } else {
-            return false;
-        }
-    }
-    true
+    name.iter().enumerate().all(|(i, &b)| {
+        REG_NAME[usize::from(b)] || (b == b'%' && is_pct_encoded(name.get(i..).unwrap_or_default()))
+    })
 }
+
+/// `%` followed by two hex digits, at the start of `s`.
+fn is_pct_encoded(s: &[u8]) -> bool {
+    matches!(s, [b'%', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit())
+}
+
+/// The bytes a reg-name may hold as they are: unreserved and sub-delims
+/// (`%` must start a pct-encoded triple, checked apart).
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = is_unreserved(b) || is_sub_delim(b);
+        i += 1;
+    }
+    table
+};
 
 fn is_ipv6(inner: &[u8]) -> bool {
     std::str::from_utf8(inner).is_ok_and(|s| s.parse::<Ipv6Addr>().is_ok())
@@ -116,11 +136,11 @@ fn is_ipv_future(inner: &[u8]) -> bool {
             .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
 }
 
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn is_sub_delim(b: u8) -> bool {
+const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
