@@ -928,10 +928,16 @@ fn invalid_app_headers_and_status_are_500() {
 fn body_longer_than_content_length_is_cut_and_closed() {
     let s = Server::start(APP);
     for name in ["long_list", "long_gen"] {
+        let before = hardening_count(&s);
+        let log_from = s.log_lines().len();
         let mut c = s.connect();
         c.set_read_timeout(WAIT);
-        // Keep-alive request: only the close can end the exchange.
-        c.send(format!("GET /resp/{name} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        // Keep-alive request, with another pipelined behind it in the same
+        // write: only the close can end the exchange, and the second
+        // request must not reach the app.
+        let mut req = format!("GET /resp/{name} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+        req.extend_from_slice(SMUGGLED);
+        c.send(&req);
         let r = c.read_response();
         assert_eq!(r.status, 200, "[{name}] {}", r.raw_str());
         assert_eq!(
@@ -949,6 +955,13 @@ fn body_longer_than_content_length_is_cut_and_closed() {
             show(&rest)
         );
         assert!(!has_injection(&r.raw), "[{name}] {}", r.raw_str());
+        drop(c);
+        assert_eq!(
+            hardening_count(&s) - before,
+            1,
+            "[{name}] the app saw: {:?}",
+            app_seen_since(&s, log_from)
+        );
     }
     assert_eq!(s.get("/after").status, 200);
 }
@@ -956,9 +969,14 @@ fn body_longer_than_content_length_is_cut_and_closed() {
 #[test]
 fn body_shorter_than_content_length_closes() {
     let s = Server::start(APP);
+    let before = hardening_count(&s);
+    let log_from = s.log_lines().len();
     let mut c = s.connect();
     c.set_read_timeout(WAIT);
-    c.send(b"GET /resp/short HTTP/1.1\r\nHost: x\r\n\r\n");
+    // With a request pipelined behind it, which must not reach the app.
+    let mut req = b"GET /resp/short HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    req.extend_from_slice(SMUGGLED);
+    c.send(&req);
     let e = match c.try_read_response(false) {
         Ok(r) => panic!("a 100-byte response from a 10-byte body: {}", r.raw_str()),
         Err(e) => e,
@@ -968,5 +986,12 @@ fn body_shorter_than_content_length_closes() {
         "expected the close after the 10-byte body: {e}"
     );
     assert!(e.raw.ends_with(b"\r\n\r\nonly ten b"), "{e}");
+    drop(c);
+    assert_eq!(
+        hardening_count(&s) - before,
+        1,
+        "the app saw: {:?}",
+        app_seen_since(&s, log_from)
+    );
     assert_eq!(s.get("/after").status, 200);
 }

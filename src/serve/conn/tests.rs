@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Ctx, Progress, State, DRAIN_FRESH_GRACE, FILE_BUDGET, INITIAL_INBUF};
+use super::{Conn, Ctx, Progress, State, DRAIN_FRESH_GRACE, FILE_BUDGET, INITIAL_INBUF, LINGER};
 use crate::http::parse::Version;
 use crate::serve::app::{ConnSettings, Local, Peer};
 use crate::testing::mock_stream::{data, In, MockStream};
@@ -972,6 +972,58 @@ fn body_shorter_than_content_length_closes() {
     assert!(h.stream().shutdown);
     assert_eq!(h.app.requests.len(), 1);
     assert_closed_once(&h.stats());
+}
+
+/// `/a` answers with `route`; `GET /b` is pipelined behind it in the same
+/// read and the client keeps the connection open. A body that disagrees
+/// with its Content-Length ends the exchange all the same: the response
+/// ends at what was sent (`body`, `complete`), the write side is shut and
+/// the connection lingers until its deadline, and `/b` never reaches the
+/// app.
+fn mismatch_closes_before_pipelined(route: Route, body: &[u8], complete: bool) {
+    let app = StubApp::new().route("/a", route);
+    let input = cat(&[&get("/a"), &get("/b")]);
+    let mut h = Harness::new(app, MockStream::new(vec![data(&input)]));
+    assert_eq!(h.run(), Progress::Open);
+    let (r, used) = parse_response(h.written(), false);
+    assert_eq!(used, h.written().len(), "bytes after the first response");
+    assert!(r.header("Content-Length").is_some());
+    assert_eq!(r.body, body);
+    assert_eq!(r.complete, complete);
+    assert!(h.stream().shutdown, "write side not shut");
+    assert_eq!(h.app.requests.len(), 1, "pipelined request reached the app");
+    assert!(matches!(h.conn.state, State::Linger { .. }));
+    let deadline = h.conn.deadline().expect("a linger deadline");
+    assert!(deadline <= h.now + LINGER);
+    h.dropped_exactly_at(deadline);
+    assert_closed_once(&h.stats());
+}
+
+#[test]
+fn body_longer_than_content_length_closes_before_pipelined_request() {
+    let acts = vec![head(200, Some(3)), Act::Data(b"hello".to_vec()), Act::End];
+    mismatch_closes_before_pipelined(Route::Acts(acts.clone()), b"hel", true);
+    mismatch_closes_before_pipelined(Route::Gen(acts), b"hel", true);
+}
+
+#[test]
+fn generator_too_long_with_more_items_closes_before_pipelined_request() {
+    let route = Route::Gen(vec![
+        head(200, Some(3)),
+        Act::Data(b"he".to_vec()),
+        Act::Data(b"llo".to_vec()),
+        Act::Data(b"more".to_vec()),
+        Act::Data(pattern(3000, 2)),
+        Act::End,
+    ]);
+    mismatch_closes_before_pipelined(route, b"hel", true);
+}
+
+#[test]
+fn body_shorter_than_content_length_closes_before_pipelined_request() {
+    let acts = vec![head(200, Some(10)), Act::Data(b"hello".to_vec()), Act::End];
+    mismatch_closes_before_pipelined(Route::Acts(acts.clone()), b"hello", false);
+    mismatch_closes_before_pipelined(Route::Gen(acts), b"hello", false);
 }
 
 // ---------------------------------------------------------------------------
