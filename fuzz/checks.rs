@@ -688,11 +688,19 @@ fn is_subslice(hay: &[u8], needle: &[u8]) -> bool {
 /// Response shapes, chosen by the last byte of the request target.
 const SHAPES: u8 = 7;
 
+/// The shape of a request's response: the last byte of its target.
+fn shape_of(req: &Recorded) -> u8 {
+    req.target.last().copied().unwrap_or(0) % SHAPES
+}
+
+/// The shape whose body is longer than its Content-Length (the last).
+const TOO_LONG: u8 = SHAPES - 1;
+
 /// The stub app's route for every request: the last byte of the target
 /// chooses the shape, the first the body size, the target's length whether
 /// the events are at hand (`ready()`); each head says `X-Call: <call>`.
 fn shaped(req: &Recorded, call: usize) -> Route {
-    let shape = req.target.last().copied().unwrap_or(0) % SHAPES;
+    let shape = shape_of(req);
     let size = usize::from(req.target.first().copied().unwrap_or(0) % 8) * 7;
     if shape == 2 {
         return Route::CallFails;
@@ -756,7 +764,8 @@ fn shaped(req: &Recorded, call: usize) -> Route {
             acts.push(Act::HeadAs(head));
             acts.push(Act::Data(b"dropped".to_vec()));
         }
-        // More data than its Content-Length: cut to the length.
+        // TOO_LONG, the last: more data than its Content-Length; cut to
+        // the length, and the connection closes.
         _ => {
             head.content_length = with_length(&mut header_lines, body.len());
             head.header_lines = header_lines;
@@ -986,6 +995,8 @@ pub fn check_conn(data: &[u8]) {
         }
     }
     let rested_len = conn.stream().written.len();
+    // The connection shut its write side (or dropped) by itself.
+    let shut = closed || conn.stream().shutdown;
     // Phase 2: the client goes away (EOF); the connection must close soon
     // without writing anything more.
     if !closed {
@@ -1041,6 +1052,35 @@ pub fn check_conn(data: &[u8]) {
     if let Some(i) = parsed.iter().position(|r| r.close) {
         assert_eq!(i + 1, parsed.len(), "response after Connection: close");
     }
+    // A response that requires the close (it says so, it is cut short,
+    // or its body was longer than its Content-Length) ends the exchange:
+    // nothing after it, no app call after it, the connection shut.
+    let requires_close = |r: &Parsed| {
+        r.close
+            || r.truncated
+            || r.call
+                .and_then(|k| app.requests.get(k))
+                .is_some_and(|req| shape_of(req) == TOO_LONG && req.method != b"HEAD")
+    };
+    if let Some(i) = parsed.iter().position(requires_close) {
+        assert_eq!(
+            i + 1,
+            parsed.len(),
+            "response after one requiring the close"
+        );
+        let answered_by_then = parsed[..=i]
+            .iter()
+            .filter(|r| r.call.is_some() || r.status == 500)
+            .count();
+        assert!(
+            parsed[i].status == 0 || answered_by_then == stats.calls.get(),
+            "app called after a response that required the close"
+        );
+        assert!(
+            shut,
+            "connection left open after a response requiring the close"
+        );
+    }
     if let Some(last) = parsed.last() {
         if last.close && last.call.is_none() && last.status != 500 {
             // A protocol error: nothing after it, and no app call after the
@@ -1060,6 +1100,14 @@ pub fn check_conn(data: &[u8]) {
             assert!(
                 stats.failed_after_head.get(),
                 "truncated response without an app failure"
+            );
+        }
+        // Nor was the connection shut without a reason: requests sent
+        // after the last response would go unanswered.
+        if shut {
+            assert!(
+                parsed.last().is_some_and(requires_close),
+                "connection closed after a response that allowed more"
             );
         }
     }
