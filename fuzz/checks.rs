@@ -693,6 +693,9 @@ fn shape_of(req: &Recorded) -> u8 {
     req.target.last().copied().unwrap_or(0) % SHAPES
 }
 
+/// The shape that fails after its head and some data: the connection is
+/// cut, even where the response looks whole (HEAD, 1.0 until close).
+const FAILS_AFTER_HEAD: u8 = 4;
 /// The shape whose body is longer than its Content-Length (the last).
 const TOO_LONG: u8 = SHAPES - 1;
 
@@ -747,7 +750,7 @@ fn shaped(req: &Recorded, call: usize) -> Route {
         // Fails before its head.
         3 => acts.push(Act::Fail),
         // Fails after its head and some data.
-        4 => {
+        FAILS_AFTER_HEAD => {
             if size % 2 == 0 {
                 head.content_length = with_length(&mut header_lines, body.len() + 10);
             }
@@ -1053,14 +1056,19 @@ pub fn check_conn(data: &[u8]) {
         assert_eq!(i + 1, parsed.len(), "response after Connection: close");
     }
     // A response that requires the close (it says so, it is cut short,
-    // or its body was longer than its Content-Length) ends the exchange:
-    // nothing after it, no app call after it, the connection shut.
+    // its app failed after the head, or its body was longer than its
+    // Content-Length) ends the exchange: nothing after it, no app call
+    // after it, the connection shut.
     let requires_close = |r: &Parsed| {
         r.close
             || r.truncated
             || r.call
                 .and_then(|k| app.requests.get(k))
-                .is_some_and(|req| shape_of(req) == TOO_LONG && req.method != b"HEAD")
+                .is_some_and(|req| match shape_of(req) {
+                    FAILS_AFTER_HEAD => true,
+                    TOO_LONG => req.method != b"HEAD",
+                    _ => false,
+                })
     };
     if let Some(i) = parsed.iter().position(requires_close) {
         assert_eq!(
