@@ -11,6 +11,7 @@
 //! - `incremental/browser`: the browser head arriving in 4 pieces. Our
 //!   parser resumes where it stopped; httparse has no state, so a naive
 //!   server re-parses the growing prefix from the start on every read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 
 use std::hint::black_box;
 

@@ -4,6 +4,7 @@
 //! the cheap response-side helpers.
 //!
 //! `cargo bench --bench wsgi` (needs the `python` feature, the default).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 
 use std::hint::black_box;
 use std::net::SocketAddr;

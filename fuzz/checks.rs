@@ -12,7 +12,7 @@
 //! Targets that need choices besides the bytes under test (split points,
 //! write sizes, small limits) take them from the first [`CFG`] bytes of the
 //! input: `seed.sh` prepends such a prefix to the corpus files.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![allow(dead_code)]
 
 use std::rc::Rc;

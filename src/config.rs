@@ -143,28 +143,29 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// Port used when `--bind` names a host without one (as gunicorn does).
-pub const DEFAULT_PORT: u16 = 8000;
-pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
+pub(crate) const DEFAULT_PORT: u16 = 8000;
+pub(crate) const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
 /// mio's own default (128) drops connections under a burst of clients.
-pub const DEFAULT_BACKLOG: i32 = 2048;
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
-pub const DEFAULT_LIMIT_REQUEST_BODY: u64 = 1 << 30;
-pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_BACKLOG: i32 = 2048;
+pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_LIMIT_REQUEST_BODY: u64 = 1 << 30;
+pub(crate) const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A slowloris client trickling a head gets this long in all.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// gunicorn's worker timeout is 30 s; stalls are judged on the same scale.
-pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Enough for 10,000 idle keep-alive clients with room for new ones.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// gunicorn's worker timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// More workers than this is a typo, not a deployment (also the most
 /// TTIN may reach).
-pub const MAX_WORKERS: usize = 1024;
+pub(crate) const MAX_WORKERS: usize = 1024;
 /// Upper bound for the second-valued flags: far beyond any sensible value,
 /// and small enough that `Instant + Duration` can never overflow (a panic)
 /// in the server's timers.
-pub const MAX_SECONDS: u64 = 86_400;
+pub(crate) const MAX_SECONDS: u64 = 86_400;
 
 impl Config {
     /// The configuration the command line gives when only APP is named.
@@ -717,7 +718,7 @@ fn parse_log_level(v: &str) -> Result<log::LevelFilter, UsageError> {
 
 /// `HOST:PORT`, `[IPv6]:PORT`, a bare `HOST` or IPv6 literal (port 8000),
 /// `unix:PATH` (also gunicorn's `unix://PATH`).
-pub fn parse_bind(value: &str) -> Result<BindAddr, UsageError> {
+pub(crate) fn parse_bind(value: &str) -> Result<BindAddr, UsageError> {
     let bad = |why: &str| {
         err(format_args!(
             "--bind: invalid address {} ({why})",
@@ -817,7 +818,7 @@ fn parse_port(p: &str) -> Option<u16> {
 }
 
 /// `module:callable`, `module` or `module:factory()`.
-pub fn parse_app(spec: &str) -> Result<AppSpec, UsageError> {
+pub(crate) fn parse_app(spec: &str) -> Result<AppSpec, UsageError> {
     let bad = |why: &str| {
         let UsageError(msg, _) = err(format_args!(
             "invalid APP {} ({why}); see --help",

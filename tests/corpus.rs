@@ -14,6 +14,7 @@
 //! stand-in Host added for analyze when a 1.1 request has none. The manifest
 //! is compared with the second run; the first must then fail with 400 at
 //! the first Host-less request and be otherwise identical.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

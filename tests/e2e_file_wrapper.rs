@@ -8,6 +8,7 @@
 //! the socket logs `sendfile(2) refused` if it had to copy through a
 //! buffer instead. Counting syscalls (strace) or /proc/PID/io would not
 //! tell them apart: sendfile is counted as a read and a write there too.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

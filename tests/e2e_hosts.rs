@@ -21,7 +21,7 @@
 //! namespaces cannot be made (a container without CAP_SYS_ADMIN), the test
 //! says so on stderr and passes. Names carry the test's pid, so parallel
 //! runs do not collide; everything is torn down on drop, also on failure.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

@@ -3,6 +3,7 @@
 //! `--forwarded-allow-ips` and `--forwarded-hops` (X-Forwarded-For /
 //! X-Forwarded-Proto).
 //! Log files are polled with a deadline; nothing waits a fixed time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

@@ -5,7 +5,7 @@
 //!
 //! nginx must be installed (`.ci/run` installs it with apt); set
 //! `RWSGI_NGINX` to use another binary.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

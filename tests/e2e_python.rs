@@ -1,6 +1,7 @@
 //! The embedded interpreter: virtualenvs (--virtualenv and $VIRTUAL_ENV),
 //! sys.prefix without one, sys.path, and Python signal handlers installed by
 //! the application.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

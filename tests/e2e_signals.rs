@@ -1,5 +1,6 @@
 //! End-to-end shutdown behaviour: SIGTERM / SIGINT stop accepting, let
 //! in-flight responses finish, then exit 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

@@ -6,6 +6,7 @@
 //! the master; a zombie counts as gone. Every process a test starts is
 //! killed by pid when its guard drops: the master is stopped first (so it
 //! forks no replacement), then its workers are killed, then the master.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 #![cfg(feature = "python")]
 
 mod common;

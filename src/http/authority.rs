@@ -12,12 +12,12 @@ use memchr::memchr;
 
 /// A Host field value: empty (RFC 9112 3.2: a client sends an empty Host
 /// when the target has no authority) or `host [ ":" port ]`.
-pub fn is_valid_host_field(value: &[u8]) -> bool {
+pub(crate) fn is_valid_host_field(value: &[u8]) -> bool {
     value.is_empty() || is_host_port(value)
 }
 
 /// `host [ ":" port ]` with a non-empty host.
-pub fn is_host_port(value: &[u8]) -> bool {
+pub(crate) fn is_host_port(value: &[u8]) -> bool {
     if value.first() == Some(&b'[') {
         return match split_port(value) {
             Some((host, port)) => is_host(host) && port.is_none_or(is_port),
@@ -41,7 +41,7 @@ pub fn is_host_port(value: &[u8]) -> bool {
 
 /// `host ":" port` with a non-empty port: a CONNECT target (RFC 9112
 /// 3.2.3).
-pub fn is_host_and_port(value: &[u8]) -> bool {
+pub(crate) fn is_host_and_port(value: &[u8]) -> bool {
     match split_port(value) {
         Some((host, Some(port))) => !port.is_empty() && is_host(host) && is_port(port),
         _ => false,

@@ -36,7 +36,7 @@ pub struct RequestInfo {
 /// 501 without calling the app (as waitress and gunicorn's sync worker
 /// cannot tunnel either). The parser still accepts it: the request is
 /// well-formed, the server just does not implement it.
-pub fn check_method(method: &[u8]) -> Result<(), HttpError> {
+pub(crate) fn check_method(method: &[u8]) -> Result<(), HttpError> {
     if method == b"CONNECT" {
         return Err(HttpError::NotImplemented);
     }
@@ -196,7 +196,7 @@ fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// head belong to the body, where it ends, and what is wrong with it. The
 /// connection decides when to read and where the body bytes go.
 #[derive(Debug)]
-pub struct BodyDecoder {
+pub(crate) struct BodyDecoder {
     kind: DecoderKind,
 }
 

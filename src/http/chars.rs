@@ -65,19 +65,19 @@ pub fn is_tchar(b: u8) -> bool {
 
 /// A byte allowed inside a field value: VCHAR, obs-text (0x80-0xFF), SP, HTAB.
 #[inline]
-pub fn is_field_value(b: u8) -> bool {
+pub(crate) fn is_field_value(b: u8) -> bool {
     CLASSES[b as usize] & FIELD_VALUE != 0
 }
 
 /// A byte allowed in a request-target: visible ASCII (0x21-0x7E).
 #[inline]
-pub fn is_target(b: u8) -> bool {
+pub(crate) fn is_target(b: u8) -> bool {
     CLASSES[b as usize] & TARGET != 0
 }
 
 /// An ASCII hex digit.
 #[inline]
-pub fn is_hexdig(b: u8) -> bool {
+pub(crate) fn is_hexdig(b: u8) -> bool {
     CLASSES[b as usize] & HEXDIG != 0
 }
 
@@ -182,7 +182,7 @@ fn value_stop_from(s: &[u8], mut i: usize) -> usize {
 /// value (CR, LF, NUL, other controls but HTAB, DEL), or `s.len()` if there
 /// is none (or `from` is past the end).
 #[inline(always)]
-pub fn field_value_end(s: &[u8], from: usize) -> usize {
+pub(crate) fn field_value_end(s: &[u8], from: usize) -> usize {
     let Some(rest) = s.get(from..) else {
         return s.len();
     };
@@ -200,7 +200,7 @@ pub fn field_value_end(s: &[u8], from: usize) -> usize {
 /// request-target (anything outside 0x21-0x7E), or `s.len()` if there is
 /// none.
 #[inline(always)]
-pub fn target_end(s: &[u8], from: usize) -> usize {
+pub(crate) fn target_end(s: &[u8], from: usize) -> usize {
     let Some(rest) = s.get(from..) else {
         return s.len();
     };
@@ -229,7 +229,7 @@ pub fn target_end(s: &[u8], from: usize) -> usize {
 /// Index of the first byte of `s[from..]` that is not a `tchar`, or
 /// `s.len()` if there is none.
 #[inline(always)]
-pub fn token_end(s: &[u8], from: usize) -> usize {
+pub(crate) fn token_end(s: &[u8], from: usize) -> usize {
     let Some(rest) = s.get(from..) else {
         return s.len();
     };
@@ -255,20 +255,20 @@ pub fn token_end(s: &[u8], from: usize) -> usize {
 
 /// Whether `s` is a non-empty token.
 #[inline]
-pub fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 /// SP or HTAB (RFC 9110 OWS/BWS).
 #[inline]
-pub fn is_ows(b: u8) -> bool {
+pub(crate) fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
 /// `s` without leading and trailing SP/HTAB: the one trim for field values
 /// and list items, whoever reads them.
 #[inline]
-pub fn trim_ows(s: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
     s.get(start..end).unwrap_or(&[])

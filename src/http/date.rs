@@ -4,10 +4,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub const IMF_FIXDATE_LEN: usize = 29;
+pub(crate) const IMF_FIXDATE_LEN: usize = 29;
 
 #[derive(Debug)]
-pub struct DateCache {
+pub(crate) struct DateCache {
     /// The second `bytes` was formatted for (u64::MAX: never).
     secs: u64,
     bytes: [u8; IMF_FIXDATE_LEN],
@@ -73,7 +73,7 @@ pub(crate) fn put_digits(out: &mut [u8], mut n: u64) {
 
 /// Formats seconds since the Unix epoch as an IMF-fixdate.
 /// Times past the year 9999 are clamped to its last second.
-pub fn format_imf_fixdate(unix_secs: u64) -> [u8; IMF_FIXDATE_LEN] {
+pub(crate) fn format_imf_fixdate(unix_secs: u64) -> [u8; IMF_FIXDATE_LEN] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     const MONTHS: [&[u8; 3]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",

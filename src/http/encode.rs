@@ -16,7 +16,7 @@ use super::chunked::write_chunk_size;
 use super::response::ResponseFraming;
 
 /// Where an encoder puts a response's bytes (the connection's output queue).
-pub trait BodySink<C> {
+pub(crate) trait BodySink<C> {
     /// Appends the framing bytes `write` adds to the vector.
     fn put_framing(&mut self, write: impl FnOnce(&mut Vec<u8>));
     /// Appends the first `n` bytes of a body item: all of it when `n`
@@ -26,7 +26,7 @@ pub trait BodySink<C> {
 
 /// The framing of one response's body, from its head to its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BodyEncoder {
+pub(crate) struct BodyEncoder {
     /// `Length(n)` counts the bytes still owed.
     framing: ResponseFraming,
     keep_alive: bool,
@@ -36,7 +36,7 @@ pub struct BodyEncoder {
 /// connection closes after the response: the app's idea of its body is
 /// not to be trusted with the next request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LengthMismatch {
+pub(crate) enum LengthMismatch {
     /// Items went past the length; the extra bytes were dropped.
     TooLong,
     /// The body ended this many bytes before the length.
@@ -59,7 +59,7 @@ impl fmt::Display for LengthMismatch {
 
 /// How much of a file body goes out, and what follows its last byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileFraming {
+pub(crate) struct FileFraming {
     /// File bytes to send (0: none).
     pub len: u64,
     /// Framing bytes after them (chunked coding's CRLF).
@@ -85,7 +85,7 @@ impl BodyEncoder {
 
     /// The Content-Length is all given: nothing more may follow.
     #[inline]
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.framing == ResponseFraming::Length(0)
     }
 

@@ -167,10 +167,10 @@ impl TrustedProxies {
 /// `--forwarded-hops` by default: the address our proxy saw, nothing
 /// further left (nginx `real_ip_recursive off`, waitress
 /// `trusted_proxy_count=1`, werkzeug `ProxyFix(x_for=1)`).
-pub const DEFAULT_HOPS: u8 = 1;
+pub(crate) const DEFAULT_HOPS: u8 = 1;
 
 /// The most `--forwarded-hops` accepts: far more proxies than any chain has.
-pub const MAX_HOPS: u8 = 64;
+pub(crate) const MAX_HOPS: u8 = 64;
 
 /// The client address that `X-Forwarded-For` names, given every field line
 /// of it in order (from a peer the caller already trusts), looking at most

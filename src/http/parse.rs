@@ -22,7 +22,7 @@ use super::HttpError;
 
 /// Hard cap on a whole head, whatever the limits say (0 means unlimited
 /// there): keeps every offset far inside `u32` and bounds the header Vec.
-pub const MAX_HEAD: usize = 1 << 20;
+pub(crate) const MAX_HEAD: usize = 1 << 20;
 
 /// Byte offsets `[start, end)` into the buffer passed to [`HeadParser::parse`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -28,7 +28,7 @@ pub struct ResponseHead {
     pub body_length: Option<u64>,
 }
 /// The `Server` field the server adds to its replies (unless the app set one).
-pub const SERVER_FIELD: &[u8] = b"Server: rwsgi-lite\r\n";
+pub(crate) const SERVER_FIELD: &[u8] = b"Server: rwsgi-lite\r\n";
 
 /// How a response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn framing(
 /// Server, Date, framing, connection) and returns the encoder its body
 /// goes through. `keep_alive`: the request and the server allow another
 /// request after this one; the head and its framing may still refuse.
-pub fn write_head(
+pub(crate) fn write_head(
     out: &mut Vec<u8>,
     head: &ResponseHead,
     head_request: bool,
@@ -127,7 +127,12 @@ pub fn write_error(err: HttpError, date: &[u8], out: &mut Vec<u8>) {
 /// Appends a canned `500 Internal Server Error` reply (same shape as
 /// `write_error`), used when the app fails before sending headers.
 /// `keep_alive` false adds `Connection: close`.
-pub fn write_internal_error(date: &[u8], keep_alive: bool, head_request: bool, out: &mut Vec<u8>) {
+pub(crate) fn write_internal_error(
+    date: &[u8],
+    keep_alive: bool,
+    head_request: bool,
+    out: &mut Vec<u8>,
+) {
     write_canned(
         500,
         "Internal Server Error",

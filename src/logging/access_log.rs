@@ -33,7 +33,8 @@ pub struct LineTime {
 }
 
 /// gunicorn's default, Apache's "combined" format.
-pub const DEFAULT_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+pub(crate) const DEFAULT_FORMAT: &str =
+    r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
 /// The body of the canned 500 (`http::response::write_internal_error`):
 /// its reason phrase and a newline.

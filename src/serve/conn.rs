@@ -58,7 +58,7 @@ const FILE_COPY_BLOCK: usize = 32 * 1024;
 /// Never inlined: its 32 KiB block would otherwise land in the frame of
 /// `Conn::drive`, whose every call would then probe eight stack pages.
 #[inline(never)]
-pub fn copy_file_block<W: Write + ?Sized>(
+pub(crate) fn copy_file_block<W: Write + ?Sized>(
     out: &mut W,
     file: &File,
     offset: u64,
@@ -215,7 +215,7 @@ const PULL_BUDGET: u32 = 16;
 /// every later connection (and every one in the ready queue) would yield
 /// before its first pull and make no progress at all that turn. The event
 /// loop gives a whole wake-up the same budget before it polls again.
-pub const TIME_BUDGET: Duration = Duration::from_millis(20);
+pub(crate) const TIME_BUDGET: Duration = Duration::from_millis(20);
 
 /// How one step of the state machine ended.
 enum Step {
@@ -307,12 +307,12 @@ impl<S: Stream, R: Response> Conn<S, R> {
     }
 
     /// The readiness event said the peer half-closed its side.
-    pub fn on_peer_closed(&mut self) {
+    pub(crate) fn on_peer_closed(&mut self) {
         self.peer_closed = true;
     }
 
     /// Output is waiting for the socket to become writable.
-    pub fn wants_write(&self) -> bool {
+    pub(crate) fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.sending_file()
     }
 
@@ -322,7 +322,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     }
 
     /// True while no request is in progress: nothing to lose by closing.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         matches!(self.state, State::Head { since: None }) && self.out.is_empty()
     }
 
@@ -435,7 +435,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// quietly; a head or body that does not arrive in time gets 408; a
     /// client that stops reading our output is dropped (the app's iterable
     /// is closed); a lingering close ends.
-    pub fn on_timeout(&mut self, ctx: &Ctx<'_>) -> Progress {
+    pub(crate) fn on_timeout(&mut self, ctx: &Ctx<'_>) -> Progress {
         let Some(deadline) = self.deadline() else {
             return Progress::Open;
         };
@@ -465,7 +465,7 @@ impl<S: Stream, R: Response> Conn<S, R> {
     /// Shutdown begins: an idle connection closes now; a busy one finishes
     /// its current request and then closes (`ctx.draining`). One that was
     /// just accepted waits DRAIN_FRESH_GRACE at most for its first request.
-    pub fn on_drain(&mut self, now: Instant) -> Progress {
+    pub(crate) fn on_drain(&mut self, now: Instant) -> Progress {
         if !self.is_idle() {
             return Progress::Open;
         }

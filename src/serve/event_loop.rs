@@ -253,7 +253,7 @@ pub struct ServerSettings {
 /// The signals whose default action would kill (HUP, USR1) or stop (TTIN,
 /// TTOU) a process that is still importing its app: blocked until
 /// [`Server::run`] handles them.
-pub fn startup_signals() -> nix::sys::signal::SigSet {
+pub(crate) fn startup_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for signal in [

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-pub struct InBuf {
+pub(crate) struct InBuf {
     data: Vec<u8>,
     /// Start of unconsumed bytes.
     start: usize,
@@ -26,6 +26,7 @@ impl InBuf {
     }
 
     /// Bytes of memory held (initialised), used or not.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.data.len()
     }
@@ -47,7 +48,7 @@ impl InBuf {
     }
 
     /// Marks `n` leading bytes as consumed.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.filled);
         if self.start == self.filled {
             self.start = 0;
@@ -70,7 +71,7 @@ impl InBuf {
 
     /// Reads once from `r` into the spare space, growing or compacting it so
     /// at least `min_spare` bytes are free. Returns what `read` returned.
-    pub fn read_from<R: Read>(&mut self, r: &mut R, min_spare: usize) -> io::Result<usize> {
+    pub(crate) fn read_from<R: Read>(&mut self, r: &mut R, min_spare: usize) -> io::Result<usize> {
         if self.data.len() - self.filled < min_spare {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.filled, 0);
@@ -91,14 +92,14 @@ impl InBuf {
 
     /// The last read returned less than the space offered: the socket had
     /// nothing more at that moment.
-    pub fn last_read_short(&self) -> bool {
+    pub(crate) fn last_read_short(&self) -> bool {
         self.last_read_short
     }
 
     /// Releases memory after a large head or a pipelined burst grew the
     /// buffer past four times `keep`; a buffer of normal size is kept, so
     /// steady traffic never reallocates or re-zeroes it.
-    pub fn shrink_if_idle(&mut self, keep: usize) {
+    pub(crate) fn shrink_if_idle(&mut self, keep: usize) {
         if self.is_empty() && self.data.len() > 4 * keep {
             self.data.truncate(keep);
             self.data.shrink_to_fit();

@@ -199,7 +199,7 @@ fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
 }
 
 /// Takes over an inherited listening socket (`fd://N`, systemd).
-pub fn adopt_fd(fd: RawFd) -> io::Result<Listener> {
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<Listener> {
     // SAFETY: fcntl(F_GETFD) only queries the descriptor table; it fails
     // with EBADF for a number that is not open, which we report instead of
     // adopting a descriptor that does not exist.

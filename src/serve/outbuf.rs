@@ -31,7 +31,7 @@ impl<C: AsRef<[u8]>> Segment<C> {
     }
 }
 
-pub struct OutQueue<C> {
+pub(crate) struct OutQueue<C> {
     segments: VecDeque<Segment<C>>,
     /// Bytes of the front segment already written.
     front_offset: usize,
@@ -81,7 +81,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     }
 
     /// Appends bytes by copying.
-    pub fn push_bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -93,7 +93,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     /// segment at the back, so it writes in place: no staging copy) and
     /// returns what `write` returns.
     #[inline]
-    pub fn put_with<T>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    pub(crate) fn put_with<T>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
         let tail = self.tail();
         let before = tail.len();
         let result = write(tail);
@@ -103,7 +103,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     }
 
     /// Appends an app chunk, copying it only when small.
-    pub fn push_chunk(&mut self, chunk: C) {
+    pub(crate) fn push_chunk(&mut self, chunk: C) {
         let n = chunk.as_ref().len();
         if n == 0 {
             return;
@@ -117,7 +117,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
     }
 
     /// Appends the first `n` bytes of an app chunk (Content-Length cut-off).
-    pub fn push_chunk_prefix(&mut self, chunk: C, n: usize) {
+    pub(crate) fn push_chunk_prefix(&mut self, chunk: C, n: usize) {
         if n >= chunk.as_ref().len() {
             self.push_chunk(chunk);
         } else {
@@ -130,7 +130,7 @@ impl<C: AsRef<[u8]>> OutQueue<C> {
 
     /// Writes as much as the stream takes. Ok(true): everything written;
     /// Ok(false): the stream would block with bytes left.
-    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+    pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
         while self.len > 0 {
             // A typical response is a segment or two: filling (zeroing)
             // a 64-entry array for it cost more than the rest of the call.

@@ -3,10 +3,10 @@
 //! bounded buffer, not a gigabyte of RAM.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 
 /// Bodies up to this size stay in memory.
-pub const SPOOL_THRESHOLD: usize = 1 << 20;
+pub(crate) const SPOOL_THRESHOLD: usize = 1 << 20;
 
 /// A complete request body, handed to the application.
 #[derive(Debug)]
@@ -39,12 +39,13 @@ impl RequestBody {
 
     /// The whole body in memory (tests and stub apps; the WSGI adapter
     /// streams a file body instead).
-    pub fn into_vec(self) -> io::Result<Vec<u8>> {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn into_vec(self) -> io::Result<Vec<u8>> {
         match self {
             RequestBody::Memory(v) => Ok(v),
             RequestBody::File { mut file, len } => {
                 let mut v = Vec::with_capacity(len as usize);
-                file.read_to_end(&mut v)?;
+                std::io::Read::read_to_end(&mut file, &mut v)?;
                 Ok(v)
             }
         }
@@ -53,7 +54,7 @@ impl RequestBody {
 
 /// A body being received.
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     /// Bytes not yet written to the file (all of them while small).
     mem: Vec<u8>,
     file: Option<File>,
@@ -63,12 +64,13 @@ pub struct Spool {
 }
 
 impl Spool {
+    #[cfg(test)]
     pub fn new(threshold: usize) -> Self {
         Self::with_buffer(threshold, Vec::new())
     }
 
     /// A spool whose memory part starts in `buffer` (emptied first).
-    pub fn with_buffer(threshold: usize, mut buffer: Vec<u8>) -> Self {
+    pub(crate) fn with_buffer(threshold: usize, mut buffer: Vec<u8>) -> Self {
         buffer.clear();
         Spool {
             mem: buffer,
@@ -84,16 +86,13 @@ impl Spool {
     }
 
     /// Total bytes received.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.on_disk + self.mem.len() as u64
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Moves the in-memory bytes to the file once they pass the threshold.
-    pub fn settle(&mut self) -> io::Result<()> {
+    pub(crate) fn settle(&mut self) -> io::Result<()> {
         if self.mem.len() <= self.threshold {
             return Ok(());
         }

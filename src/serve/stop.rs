@@ -30,7 +30,7 @@ const NO_DEADLINE: u64 = u64::MAX;
 
 /// What a stop request asks of the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopRequest {
+pub(crate) enum StopRequest {
     /// Keep serving.
     None,
     /// Stop accepting, let busy connections finish within this time (or
@@ -84,13 +84,13 @@ impl Stopper {
     }
 
     /// Asks the loop to close every connection and return at once.
-    pub fn stop_now(&self) {
+    pub(crate) fn stop_now(&self) {
         self.inner.state.store(NOW, Ordering::Release);
         self.wake();
     }
 
     /// What has been asked so far (read by the loop on every wake-up).
-    pub fn requested(&self) -> StopRequest {
+    pub(crate) fn requested(&self) -> StopRequest {
         match self.inner.state.load(Ordering::Acquire) {
             RUNNING => StopRequest::None,
             GRACEFUL => {

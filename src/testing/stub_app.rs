@@ -134,7 +134,7 @@ pub struct Recorded {
 
 /// The route of a target no `route()` names: it gets the request and the
 /// number of calls before it.
-pub type Fallback = fn(&Recorded, usize) -> Route;
+pub(crate) type Fallback = fn(&Recorded, usize) -> Route;
 
 /// 200 with `ok:<target>` and a Content-Length.
 fn echo_target(request: &Recorded, _call: usize) -> Route {

@@ -44,7 +44,11 @@ impl AccessLog {
 
 /// Starts the record of `req`; `remote` is the client address after
 /// X-Forwarded-For.
-pub fn begin(log: &Rc<AccessLog>, req: &Request<'_>, remote: Option<IpAddr>) -> AccessRecord {
+pub(crate) fn begin(
+    log: &Rc<AccessLog>,
+    req: &Request<'_>,
+    remote: Option<IpAddr>,
+) -> AccessRecord {
     AccessRecord {
         entry: log.format.capture(req, remote),
         log: Rc::clone(log),
@@ -71,7 +75,7 @@ impl AccessRecord {
 
     /// The response ends before its head went out but without an error
     /// (the client left): the status the app chose, if any.
-    pub fn unsent_status(&mut self, status: u16) {
+    pub(crate) fn unsent_status(&mut self, status: u16) {
         if self.entry.status().is_none() {
             self.entry.set_status(status);
         }

@@ -65,7 +65,7 @@ pub struct EnvironBuilder<'py> {
 
 impl<'py> EnvironBuilder<'py> {
     /// Changes a key every environ starts with.
-    pub fn set_base(&mut self, key: &str, value: impl IntoPyObject<'py>) -> PyResult<()> {
+    pub(crate) fn set_base(&mut self, key: &str, value: impl IntoPyObject<'py>) -> PyResult<()> {
         self.base.set_item(interned(self.py, key), value)
     }
 
@@ -146,11 +146,11 @@ impl<'py> EnvironBuilder<'py> {
         })
     }
 
-    pub fn set_trusted_proxies(&mut self, trusted: TrustedProxies) {
+    pub(crate) fn set_trusted_proxies(&mut self, trusted: TrustedProxies) {
         self.trusted = trusted;
     }
 
-    pub fn set_forwarded_hops(&mut self, hops: u8) {
+    pub(crate) fn set_forwarded_hops(&mut self, hops: u8) {
         self.hops = hops;
     }
 

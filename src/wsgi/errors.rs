@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use crate::logging::logfile::LogFile;
 
 #[pyclass(module = "rwsgi_lite", name = "ErrorStream")]
-pub struct ErrorStream {
+pub(crate) struct ErrorStream {
     file: Arc<LogFile>,
 }
 

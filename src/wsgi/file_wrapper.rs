@@ -22,7 +22,7 @@ const DEFAULT_BLOCK_SIZE: usize = 8192;
 
 /// `wsgi.file_wrapper` itself: calling the class wraps a file-like object.
 #[pyclass(module = "rwsgi_lite", name = "FileWrapper", frozen)]
-pub struct FileWrapper {
+pub(crate) struct FileWrapper {
     /// Named as in wsgiref's wrapper, which apps sometimes inspect.
     #[pyo3(get)]
     filelike: Py<PyAny>,
@@ -66,7 +66,7 @@ impl FileWrapper {
 }
 
 /// A wrapped file the server can send itself.
-pub struct FileSource {
+pub(crate) struct FileSource {
     /// The server's duplicate of the app's descriptor.
     pub file: File,
     /// The file-like object's position: sending starts here.
@@ -78,7 +78,7 @@ pub struct FileSource {
 impl FileSource {
     /// The body event for `len` bytes (the app's Content-Length, or all
     /// that is available).
-    pub fn into_body(self, len: u64) -> FileBody {
+    pub(crate) fn into_body(self, len: u64) -> FileBody {
         FileBody {
             file: self.file,
             offset: self.offset,
@@ -93,7 +93,7 @@ impl FileWrapper {
     /// known (`tell()`, else the descriptor's offset). Anything else, an
     /// exception included, means "iterate instead"; that is what PEP 3333
     /// asks for objects without a usable file.
-    pub fn regular_file(&self, py: Python<'_>) -> Option<FileSource> {
+    pub(crate) fn regular_file(&self, py: Python<'_>) -> Option<FileSource> {
         let filelike = self.filelike.bind(py);
         let fileno = filelike.getattr_opt(intern!(py, "fileno")).ok()??;
         let fd: RawFd = fileno.call0().ok()?.extract().ok()?;

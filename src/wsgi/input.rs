@@ -27,7 +27,7 @@ enum Source {
 
 // Not `unsendable`: an app may read its input from a thread of its own.
 #[pyclass(module = "rwsgi_lite", name = "Input")]
-pub struct WsgiInput {
+pub(crate) struct WsgiInput {
     source: Source,
 }
 

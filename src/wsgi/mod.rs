@@ -54,24 +54,24 @@ impl<'py> WsgiApp<'py> {
     }
 
     /// `wsgi.multiprocess`: true when workers serve the same app.
-    pub fn set_multiprocess(&mut self, multiprocess: bool) -> PyResult<()> {
+    pub(crate) fn set_multiprocess(&mut self, multiprocess: bool) -> PyResult<()> {
         self.environ.set_base("wsgi.multiprocess", multiprocess)
     }
 
     /// Logs every response to `log`.
-    pub fn set_access_log(&mut self, log: AccessLog) {
+    pub(crate) fn set_access_log(&mut self, log: AccessLog) {
         self.access = Some(Rc::new(log));
     }
 
     /// The peers whose X-Forwarded-For/-Proto are applied (default:
     /// localhost).
-    pub fn set_forwarded_allow_ips(&mut self, trusted: TrustedProxies) {
+    pub(crate) fn set_forwarded_allow_ips(&mut self, trusted: TrustedProxies) {
         self.environ.set_trusted_proxies(trusted);
     }
 
     /// How many X-Forwarded-For entries back the client may be (default:
     /// one, the trusted peer's own).
-    pub fn set_forwarded_hops(&mut self, hops: u8) {
+    pub(crate) fn set_forwarded_hops(&mut self, hops: u8) {
         self.environ.set_forwarded_hops(hops);
     }
 
@@ -184,7 +184,7 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyStrin
 
 /// Encodes a str as latin-1 bytes; code points above U+00FF are an error,
 /// as PEP 3333 requires for status and header strings.
-pub fn latin1_bytes(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
+pub(crate) fn latin1_bytes(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
     // Nearly every status and header is ASCII, whose UTF-8 form CPython
     // hands out without copying.
     if let Ok(text) = s.to_str() {

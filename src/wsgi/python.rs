@@ -142,7 +142,10 @@ pub fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
 /// Imports the app for the command line: an exception is printed with
 /// its traceback and reported, a spec naming nothing callable is
 /// described.
-pub fn load_app<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, LoadError> {
+pub(crate) fn load_app<'py>(
+    py: Python<'py>,
+    spec: &AppSpec,
+) -> Result<Bound<'py, PyAny>, LoadError> {
     import_app(py, spec).map_err(|e| match e {
         AppError::Raised(e) => {
             let traceback = crate::wsgi::format_exception(py, &e);
@@ -238,7 +241,10 @@ pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
 /// `--reload` keeps the server up when the app cannot be imported: this
 /// app answers every request 500 with the traceback, until a fixed file
 /// restarts the worker (gunicorn does the same).
-pub fn failed_import_app<'py>(py: Python<'py>, traceback: &str) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn failed_import_app<'py>(
+    py: Python<'py>,
+    traceback: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let code = c"
 def make(message):
     body = message.encode('utf-8', 'replace')
@@ -260,7 +266,7 @@ def make(message):
 /// Python's default SIGINT handler raises KeyboardInterrupt at a random
 /// point of an app call; the server handles SIGINT itself (graceful stop).
 /// A handler the app installed is left alone and still runs.
-pub fn yield_sigint(py: Python<'_>) -> PyResult<()> {
+pub(crate) fn yield_sigint(py: Python<'_>) -> PyResult<()> {
     let signal = py.import("signal")?;
     let current = signal.call_method1("getsignal", (signal.getattr("SIGINT")?,))?;
     if current.is(&signal.getattr("default_int_handler")?) {
@@ -274,7 +280,7 @@ pub fn yield_sigint(py: Python<'_>) -> PyResult<()> {
 
 /// Runs pending Python signal handlers. True when one raised SystemExit or
 /// KeyboardInterrupt: the app asks the server to stop.
-pub fn run_signal_handlers(py: Python<'_>) -> bool {
+pub(crate) fn run_signal_handlers(py: Python<'_>) -> bool {
     // SAFETY: called with the GIL held (we are attached through `py`).
     let rc = unsafe { ffi::PyErr_CheckSignals() };
     if rc == 0 {
@@ -314,7 +320,7 @@ pub fn describe(py: Python<'_>) -> String {
 
 /// Flushes `sys.stdout` and `sys.stderr`: what a process that exits
 /// without finalizing Python would otherwise lose.
-pub fn flush_std_streams() {
+pub(crate) fn flush_std_streams() {
     Python::attach(|py| {
         let Ok(sys) = py.import("sys") else {
             return;
@@ -329,7 +335,7 @@ pub fn flush_std_streams() {
 }
 
 /// Finalises the interpreter so atexit handlers run.
-pub fn finalize() {
+pub(crate) fn finalize() {
     // SAFETY: the GIL is not held by this thread here (everything ran
     // inside `Python::attach`, which released it); PyGILState_Ensure takes
     // it and Py_FinalizeEx must be called with it held, once.

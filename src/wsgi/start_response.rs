@@ -113,7 +113,7 @@ impl StartResponse {
 
 impl StartResponse {
     /// Keeps a written head's buffers for the next head.
-    pub fn recycle_head(&mut self, head: ResponseHead) {
+    pub(crate) fn recycle_head(&mut self, head: ResponseHead) {
         // A head of many kilobytes is rare; do not keep its buffer.
         if head.header_lines.capacity() <= MAX_RECYCLED_HEAD {
             self.spare_head = head;
@@ -162,7 +162,7 @@ struct Pair<'py> {
 
 /// Starters no longer in use, for the next requests, and the header cache
 /// they share.
-pub struct Starters<'py> {
+pub(crate) struct Starters<'py> {
     spare: RefCell<Vec<Pair<'py>>>,
     headers: Arc<Mutex<HeaderCache>>,
 }
@@ -308,7 +308,7 @@ const HOP_BY_HOP: &[&[u8]] = &[
     b"upgrade",
 ];
 
-pub fn build_head(
+pub(crate) fn build_head(
     status: &Bound<'_, PyAny>,
     headers: &Bound<'_, PyAny>,
     cache: &mut HeaderCache,
@@ -481,7 +481,7 @@ fn apply(head: &mut ResponseHead, effect: Effect) -> PyResult<()> {
 /// cache starts over when full, so the tuples an app does reuse get back
 /// in.
 #[derive(Default)]
-pub struct HeaderCache {
+pub(crate) struct HeaderCache {
     entries: Vec<CachedHeader>,
 }
 

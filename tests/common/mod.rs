@@ -6,6 +6,7 @@
 //! so a server bug fails a test instead of hanging the suite.
 
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a test's failure report
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
