@@ -15,10 +15,22 @@ const NOT_KEYWORDS: &[&str] = &["help", "version"];
 /// Options whose job belongs to the process that owns the server, not to
 /// a server running inside someone else's process.
 const PROCESS_OPTIONS: &[(&str, &str)] = &[
-    ("chdir", "changes the directory of the whole process; call os.chdir()"),
-    ("umask", "changes the umask of the whole process; call os.umask()"),
-    ("pid", "writes a pid file for a process the command line runs"),
-    ("virtualenv", "the package serves in the interpreter it is installed in"),
+    (
+        "chdir",
+        "changes the directory of the whole process; call os.chdir()",
+    ),
+    (
+        "umask",
+        "changes the umask of the whole process; call os.umask()",
+    ),
+    (
+        "pid",
+        "writes a pid file for a process the command line runs",
+    ),
+    (
+        "virtualenv",
+        "the package serves in the interpreter it is installed in",
+    ),
     (
         "error_logfile",
         "records go to the 'rwsgi_lite.error' logger; add a handler to it",
@@ -99,7 +111,10 @@ fn push_value(
     }
     if !takes_value {
         let on: bool = value.extract().map_err(|_| {
-            PyTypeError::new_err(format!("{key} takes True or False, not {}", type_name(value)))
+            PyTypeError::new_err(format!(
+                "{key} takes True or False, not {}",
+                type_name(value)
+            ))
         })?;
         if on {
             args.push(flag.to_owned());
@@ -139,7 +154,8 @@ fn scalar(key: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = value.cast::<PyString>() {
         return Ok(s.to_str()?.to_owned());
     }
-    if value.is_instance_of::<pyo3::types::PyInt>() || value.is_instance_of::<pyo3::types::PyFloat>()
+    if value.is_instance_of::<pyo3::types::PyInt>()
+        || value.is_instance_of::<pyo3::types::PyFloat>()
     {
         return Ok(value.str()?.to_str()?.to_owned());
     }

@@ -44,9 +44,7 @@ impl log::Log for PyLogger {
 }
 
 fn emit(py: Python<'_>, level: i32, message: &str) -> PyResult<()> {
-    let logger = py
-        .import("logging")?
-        .call_method1("getLogger", (LOGGER,))?;
+    let logger = py.import("logging")?.call_method1("getLogger", (LOGGER,))?;
     // "%s": a message with a % in it is not a format string.
     logger.call_method1("log", (level, "%s", PyString::new(py, message)))?;
     Ok(())
@@ -59,9 +57,7 @@ fn emit(py: Python<'_>, level: i32, message: &str) -> PyResult<()> {
 pub fn install(py: Python<'_>) -> PyResult<bool> {
     let installed = *INSTALLED.get_or_init(|| log::set_boxed_logger(Box::new(PyLogger)).is_ok());
     if installed {
-        let logger = py
-            .import("logging")?
-            .call_method1("getLogger", (LOGGER,))?;
+        let logger = py.import("logging")?.call_method1("getLogger", (LOGGER,))?;
         let level: i32 = logger.call_method0("getEffectiveLevel")?.extract()?;
         log::set_max_level(match level {
             ..=10 => log::LevelFilter::Debug,

@@ -27,7 +27,9 @@ const OBJECT_SPEC: &str = "__main__:app";
 /// Where a server is in its life; guarded by `Control::phase`.
 enum Phase {
     /// Bound, not serving yet. A stop asked for now is kept for `serve`.
-    Bound { stop: Option<Option<Duration>> },
+    Bound {
+        stop: Option<Option<Duration>>,
+    },
     Serving(Stopper),
     /// Served and stopped (or failed to start, or closed unserved).
     Done,
@@ -210,8 +212,7 @@ impl Server {
         access_log: Option<AccessLog>,
     ) -> PyResult<()> {
         let settings = serving::server_settings(&self.config, false, Signals::None);
-        let server =
-            serving::event_loop(listeners, settings).map_err(PyOSError::new_err)?;
+        let server = serving::event_loop(listeners, settings).map_err(PyOSError::new_err)?;
         // The loop holds its own copies: once it stops accepting, nothing
         // else listens (a connection queued then would only be reset).
         listeners.sockets.clear();
