@@ -122,7 +122,7 @@ impl Cli<'_> {
         raise_open_files_limit(self.config.max_connections);
         // Bind before importing the app: a taken port fails fast, without
         // running the app's import-time side effects.
-        let listeners = match self.bind() {
+        let mut listeners = match self.bind() {
             Ok(l) => l,
             Err(e) => return fail(e),
         };
@@ -134,9 +134,9 @@ impl Cli<'_> {
             None => None,
         };
         if !self.config.uses_master() {
-            return self.serve(&listeners, &cwd, None, None, access_log);
+            return self.serve(&mut listeners, &cwd, None, None, access_log);
         }
-        self.supervise(&listeners, &cwd, access_log)
+        self.supervise(&mut listeners, &cwd, access_log)
     }
 
     /// `--chdir`, then the directory the app is imported from.
@@ -165,7 +165,12 @@ impl Cli<'_> {
     }
 
     /// The master: forks the workers and supervises them until it stops.
-    fn supervise(&self, listeners: &Listeners, cwd: &Path, access_log: Option<AccessLog>) -> u8 {
+    fn supervise(
+        &self,
+        listeners: &mut Listeners,
+        cwd: &Path,
+        access_log: Option<AccessLog>,
+    ) -> u8 {
         let config = self.config;
         for listener in &listeners.sockets {
             log::info!(
@@ -257,10 +262,12 @@ impl Cli<'_> {
     }
 
     /// One serving process: the single process, or a worker under the
-    /// master. Returns the exit status.
+    /// master. Returns the exit status. Once the event loop holds its own
+    /// copies of the listening sockets, the process's are closed (see
+    /// below), so `listeners` is left without sockets.
     fn serve(
         &self,
-        listeners: &Listeners,
+        listeners: &mut Listeners,
         cwd: &Path,
         worker: Option<WorkerEnv>,
         preloaded: Option<Py<PyAny>>,
@@ -289,6 +296,11 @@ impl Cli<'_> {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
+        // Only the loop's copies may stay open: it closes them when the drain
+        // begins, and a copy left here would keep the kernel completing
+        // handshakes that nobody accepts, reset at exit. The socket files
+        // are still removed at exit (by `Listeners`' Drop).
+        let addresses: Vec<String> = listeners.sockets.drain(..).map(|l| l.describe()).collect();
         Python::attach(|py| {
             if let Err(e) = python::yield_sigint(py) {
                 log::warn!("cannot take over SIGINT: {}", format_exception(py, &e));
@@ -303,7 +315,7 @@ impl Cli<'_> {
                     request_budget(self.config.max_requests, self.config.max_requests_jitter),
                 ),
                 None => {
-                    self.announce(py, listeners);
+                    self.announce(py, &addresses);
                     (None, None)
                 }
             };
@@ -316,19 +328,15 @@ impl Cli<'_> {
     }
 
     /// The single process's start-up lines (a master says its own).
-    fn announce(&self, py: Python<'_>, listeners: &Listeners) {
+    fn announce(&self, py: Python<'_>, addresses: &[String]) {
         log::info!(
             "rwsgi-lite {} serving {} ({})",
             env!("CARGO_PKG_VERSION"),
             serving::describe_app(self.config),
             python::describe(py)
         );
-        for listener in &listeners.sockets {
-            log::info!(
-                "Listening at: {} ({})",
-                listener.describe(),
-                std::process::id()
-            );
+        for address in addresses {
+            log::info!("Listening at: {address} ({})", std::process::id());
         }
     }
 }
@@ -336,7 +344,9 @@ impl Cli<'_> {
 /// Forks workers for the master and runs them.
 struct PySpawner<'a> {
     cli: &'a Cli<'a>,
-    listeners: &'a Listeners,
+    /// The master's sockets, which every worker it forks copies; closed
+    /// when the master stops (see `stop_listening`).
+    listeners: &'a mut Listeners,
     cwd: &'a Path,
     /// `--preload`: the app the master imported.
     preloaded: Option<Py<PyAny>>,
@@ -348,6 +358,11 @@ struct PySpawner<'a> {
 impl Spawner for PySpawner<'_> {
     fn fork(&mut self) -> nix::Result<ForkResult> {
         python::fork()
+    }
+
+    fn stop_listening(&mut self) {
+        // The socket files stay until the master exits (`Listeners`' Drop).
+        self.listeners.sockets.clear();
     }
 
     fn serve(&mut self, env: WorkerEnv) -> i32 {

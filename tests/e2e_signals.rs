@@ -98,6 +98,61 @@ fn sigterm_lets_a_streaming_response_finish() {
     assert_exit_0(&mut s, "SIGTERM during a streamed response");
 }
 
+/// A client whose handshake the kernel completed while the loop was busy
+/// in the app (queued on the listener, not accepted yet) when SIGTERM
+/// arrives is served, with `Connection: close`, instead of being reset
+/// with the listener. /gate holds the loop inside the app until the test
+/// opens it; the queued client's request is in by then.
+#[test]
+fn sigterm_serves_a_client_queued_on_the_listener() {
+    let mut s = Server::start("testapp:app");
+    let gate = temp_path("gate");
+    let waiting = temp_path("waiting");
+    let mut busy = s.connect();
+    busy.send(
+        format!(
+            "GET /gate?file={}&waiting={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate.display(),
+            waiting.display()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        eventually(IO_TIMEOUT, || waiting.exists()),
+        "app never reached the gate:\n{}",
+        s.log()
+    );
+    let mut queued = s.connect();
+    queued.send(b"GET /path/queued HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.signal(libc::SIGTERM);
+    // The handler has run by the time the app sees the gate open (the
+    // signal is delivered at the app's next system call at the latest);
+    // the pause covers a delivery to another thread of the process.
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&gate, b"go").unwrap();
+    let rest = busy.read_to_eof();
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(&waiting);
+    assert!(
+        find(&rest, b"second block").is_some(),
+        "busy client: {}",
+        show(&rest)
+    );
+    let r = queued.try_read_response(false).unwrap_or_else(|e| {
+        panic!(
+            "queued client not served after SIGTERM: {e}\nlog:\n{}",
+            s.log()
+        )
+    });
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    assert_eq!(r.body_str(), "/path/queued");
+    assert!(r.connection_has("close"), "{}", r.raw_str());
+    queued.assert_closed_within(EXIT_WAIT);
+    // Gone, the clients end the server's lingering closes.
+    drop((busy, queued));
+    assert_exit_0(&mut s, "SIGTERM with a client queued on the listener");
+}
+
 #[test]
 fn sigint_idle_server_exits_0() {
     let mut s = Server::start("testapp:app");

@@ -599,6 +599,43 @@ fn sigterm_finishes_the_request_in_flight_and_removes_pid_and_socket() {
     assert!(!sock.exists(), "socket file left behind");
 }
 
+/// Once TERM has reached the master and every worker has begun to drain,
+/// nobody listens any more: a new client is refused (and can try another
+/// server) instead of being queued by the kernel on a socket that some
+/// process still holds open, then reset when it exits. A streamed response
+/// keeps one worker, and so the master, running meanwhile.
+#[test]
+fn sigterm_closes_every_listening_socket_while_the_workers_drain() {
+    let mut m = Master::start(Server::builder("testapp:app").args(&["-w", "2"]));
+    let addr = m.addr();
+    m.wait_children(2, "start");
+    let mut c = connect(&m.addrs[0]).unwrap();
+    c.send(b"GET /drip?n=100 HTTP/1.1\r\nHost: x\r\n\r\n");
+    m.wait_log("drip-start");
+    m.signal(libc::SIGTERM);
+    // A worker still importing the app when TERM came just exits.
+    let draining = eventually(WAIT, || {
+        let log = m.log();
+        m.booted().into_iter().all(|w| {
+            let line = format!("[{w}] [INFO] shutting down:");
+            log.contains(&line) || !alive(w)
+        })
+    });
+    assert!(draining, "workers did not drain:\n{}", m.log());
+    assert!(alive(m.pid()), "master gone early:\n{}", m.log());
+    match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+        other => panic!(
+            "connect while the workers drain: {other:?}, not refused\nlog:\n{}",
+            m.log()
+        ),
+    }
+    assert!(alive(m.pid()), "master gone before the check:\n{}", m.log());
+    // Gone, the client ends the streamed response and so the drain.
+    drop(c);
+    m.assert_exit_0("SIGTERM while streaming");
+}
+
 /// -w 1 without master-only flags is one process that serves itself.
 #[test]
 fn one_worker_without_master_flags_is_a_single_process() {

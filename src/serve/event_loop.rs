@@ -405,14 +405,18 @@ impl<'a, A: App> EventLoop<'a, A> {
         loop {
             self.wait(&mut events)?;
             let now = Instant::now();
-            if self.read_signals(&events, now).is_break() {
+            let ControlFlow::Continue(stop) = self.read_signals(&events) else {
                 return Ok(());
-            }
+            };
+            let begin_drain = stop && self.draining_since.is_none();
             let ctx = Ctx {
                 now,
                 date: dates.now(),
-                draining: self.draining_since.is_some(),
+                draining: begin_drain || self.draining_since.is_some(),
             };
+            if begin_drain {
+                self.begin_drain(&ctx);
+            }
             // The next batch of clients left queued last turn.
             if self.accepting == Accepting::More {
                 self.accept_everywhere(&ctx);
@@ -454,13 +458,13 @@ impl<'a, A: App> EventLoop<'a, A> {
         }
     }
 
-    /// Runs the app's signal handlers, then reads ours, and begins the
-    /// drain when one of them asks to stop.
+    /// Runs the app's signal handlers, then reads ours: breaks when one
+    /// says exit now, continues with `true` when one asks to stop (drain).
     ///
     /// Signals first: signal-hook reports a signal once however often it
     /// arrived since the last read, so reading it before running app code
     /// keeps a second SIGINT from merging into the first.
-    fn read_signals(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
+    fn read_signals(&mut self, events: &Events) -> ControlFlow<(), bool> {
         // `stop` also comes from a Python signal handler that raised.
         let mut stop = self.app.after_wake() || !self.app.wants_connections();
         match self.stopper.requested() {
@@ -494,10 +498,7 @@ impl<'a, A: App> EventLoop<'a, A> {
                 }
             }
         }
-        if stop && self.draining_since.is_none() {
-            self.begin_drain(now);
-        }
-        ControlFlow::Continue(())
+        ControlFlow::Continue(stop)
     }
 
     /// A listener's event accepts; a connection's drives it.
@@ -589,9 +590,18 @@ impl<'a, A: App> EventLoop<'a, A> {
 
     /// Stops accepting and closes idle connections; busy ones finish their
     /// current response, and those just accepted get their first request
-    /// served (see `Conn::on_drain`).
-    fn begin_drain(&mut self, now: Instant) {
+    /// served (see `Conn::on_drain`). So do the clients already queued on
+    /// the listeners (their handshake done, so they count on an answer):
+    /// closing a listener would reset them. Those beyond --max-connections
+    /// are reset still.
+    fn begin_drain(&mut self, ctx: &Ctx<'_>) {
+        let now = ctx.now;
         self.draining_since = Some(now);
+        for i in 0..self.listeners.len() {
+            // A batch per call; `More` only says the batch ran out, unless
+            // the app wants no more (a worker's spent request budget).
+            while self.accept_batch(i, ctx) == Accepting::More && self.app.wants_connections() {}
+        }
         log::info!(
             "shutting down: finishing {} connection(s), at most {:?}",
             self.conns.len(),

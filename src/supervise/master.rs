@@ -75,6 +75,12 @@ pub trait Spawner {
     fn fork(&mut self) -> nix::Result<ForkResult>;
     /// In the child: serve until told to stop. Returns the exit status.
     fn serve(&mut self, env: WorkerEnv) -> i32;
+    /// The master stops (TERM, INT, QUIT): close its listening sockets.
+    /// Its workers close theirs as they drain; a copy left open here would
+    /// let the kernel complete handshakes nobody accepts any more, reset
+    /// when the master exits, where a client should be refused (and try
+    /// another server). Reloads and resizes keep them to fork new workers.
+    fn stop_listening(&mut self);
 }
 
 /// Why the master stopped with an error.
@@ -335,6 +341,8 @@ impl<S: Spawner> Master<'_, S> {
                     killed: false,
                     result: Ok(()),
                 });
+                // Before the workers drain: once they have, nothing listens.
+                self.spawner.stop_listening();
                 self.signal_all(how);
             }
         }

@@ -18,7 +18,9 @@ Routes (by PATH_INFO prefix):
   /error_after         sends one chunk, then raises
   /slow                logs "slow-start", sleeps 1 s, answers "slow done"
   /drip?n=N            logs "drip-start"; N chunks, 0.2 s apart
-  /gate?file=F         yields a block, then waits (<= 8 s) for file F to exist
+  /gate?file=F[&waiting=W]
+                       yields a block, then waits (<= 8 s) for file F to exist
+                       (creating W, if named, once it starts waiting)
   /bad_str /no_start /bad_status /twice   app errors answered 500
   /exc_info            second start_response with exc_info -> 503
   /status/CODE         answers CODE with a body (which must not be sent for
@@ -250,9 +252,12 @@ def app(environ, start_response):
         # before asking for the next one. The second item is produced only
         # once the client, having received the first, creates q["file"].
         marker = q["file"]
+        waiting = q.get("waiting")
 
         def gen():
             yield b"first block\n"
+            if waiting:
+                open(waiting, "w").close()
             deadline = time.monotonic() + 8.0
             while not os.path.exists(marker) and time.monotonic() < deadline:
                 time.sleep(0.02)
