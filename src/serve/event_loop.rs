@@ -602,15 +602,17 @@ impl<'a, A: App> EventLoop<'a, A> {
             // the app wants no more (a worker's spent request budget).
             while self.accept_batch(i, ctx) == Accepting::More && self.app.wants_connections() {}
         }
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l.source());
+        }
+        self.listeners.clear();
+        // Logged once nothing here listens: a reader of the log (the tests
+        // too) may take the line to mean that new clients are refused.
         log::info!(
             "shutting down: finishing {} connection(s), at most {:?}",
             self.conns.len(),
             self.graceful_timeout()
         );
-        for l in &mut self.listeners {
-            let _ = self.poll.registry().deregister(l.source());
-        }
-        self.listeners.clear();
         let idle: Vec<usize> = self
             .conns
             .iter_mut()
