@@ -95,8 +95,8 @@ impl Server {
             app.clone()
         };
         let access_log = serving::open_access_log(&config).map_err(PyValueError::new_err)?;
-        let listeners = listen::open(&config.binds, config.backlog, config.reuse_port)
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let listeners =
+            listen::open(&config.binds, config.backlog, config.reuse_port).map_err(bind_error)?;
         let first = match listeners.sockets.first() {
             Some(l) => l.local().clone(),
             None => return Err(PyValueError::new_err("bind: no address to listen on")),
@@ -201,6 +201,17 @@ impl Server {
             *phase = Phase::Done;
             self.control.changed.notify_all();
         }
+    }
+}
+
+/// An OSError carrying the errno when there is one, as Python's own
+/// `socket.bind` raises it: callers test `e.errno == errno.EADDRINUSE`,
+/// and Python picks the subclass (PermissionError for EACCES).
+fn bind_error(e: listen::BindError) -> PyErr {
+    let message = e.to_string();
+    match e.source.raw_os_error() {
+        Some(errno) => PyOSError::new_err((errno, message)),
+        None => PyOSError::new_err(message),
     }
 }
 
