@@ -1,0 +1,3 @@
+"""Importing this module fails: Server("boom:app") raises this error."""
+
+raise RuntimeError("boom at import time")
