@@ -70,8 +70,9 @@ def test_a_response_in_flight_when_sigint_arrives_completes(spawn):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
         conn.request("GET", "/slow")
-        # The request reaches the app (which sleeps 0.5 s) before the signal.
-        time.sleep(0.2)
+        # The signal comes while the app sleeps (in the main thread, where
+        # the SIGINT handler runs too).
+        proc.wait_line(r'"entered"', stream="stdout")
         proc.signal(signal.SIGINT)
         resp = conn.getresponse()
         assert resp.status == 200

@@ -7,7 +7,8 @@ and reports on stdout, as JSON lines, what serving changed.
 same object afterwards); --block-usr1 blocks SIGUSR1 first (the mask must
 be the same afterwards); --usr1-handler installs a SIGUSR1 handler that
 prints {"usr1": N} (the host's handlers keep running while it serves). The app answers GET / with what it sees in the
-thread that serves it; GET /slow sleeps 0.5 s first.
+thread that serves it; GET /slow prints {"entered": "/slow"} and sleeps
+0.5 s first.
 """
 
 import json
@@ -31,6 +32,7 @@ def usr1_handler(signum, frame):
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
+        print(json.dumps({"entered": "/slow"}), flush=True)
         time.sleep(0.5)
     body = json.dumps(
         {
