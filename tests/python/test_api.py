@@ -174,6 +174,32 @@ def test_restart_on_the_same_port():
         assert fetch(port)[2] == b"second"
 
 
+def test_a_server_never_started_frees_its_port_when_dropped():
+    server = rwsgi_lite.Server(hello, port=0)
+    port = server.port
+    del server
+    with rwsgi_lite.Server(named("again"), port=port):
+        assert fetch(port)[2] == b"again"
+
+
+def test_stop_from_inside_the_app():
+    box = {}
+    before = server_threads()
+
+    def app(environ, start_response):
+        box["server"].stop()
+        start_response("200 OK", [("Content-Length", "4")])
+        return [b"last"]
+
+    server = rwsgi_lite.Server(app, port=0)
+    box["server"] = server
+    run_bounded(server.start)
+    assert fetch(server.port)[2] == b"last"
+    assert refuses(server.port)
+    stop_within(server)
+    assert not (server_threads() - before)
+
+
 def test_address_in_use_raises_oserror_at_construction():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

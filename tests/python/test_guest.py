@@ -64,7 +64,7 @@ def test_serve_called_from_a_non_main_thread_installs_no_handler():
         # Serving once a request is answered.
         assert fetch(server.port)[0] == 204
         assert sigstate.signal_state() == before
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is before["handlers"][int(signal.SIGINT)]
     finally:
         stop_within(server)
         thread.join(10)
