@@ -230,9 +230,15 @@ impl Server {
         let mut wsgi = serving::wsgi_app(py, self.app.bind(py).clone(), &self.config, access_log)?;
         self.announce(py);
         self.publish(server.stopper());
-        server
-            .run(&mut wsgi)
-            .map_err(|e| PyOSError::new_err(format!("event loop failed: {e}")))
+        pylog::install(py)?;
+        let result = server.run(&mut wsgi);
+        // A host's signal handler that raised (SystemExit, KeyboardInterrupt)
+        // stopped the server; the exception goes on to the caller, as it
+        // would leave any blocking call.
+        if let Some(raised) = wsgi.take_signal_error() {
+            return Err(raised);
+        }
+        result.map_err(|e| PyOSError::new_err(format!("event loop failed: {e}")))
     }
 
     /// Makes the loop stoppable, and passes on a stop that came first.

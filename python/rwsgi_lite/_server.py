@@ -36,6 +36,7 @@ class Server:
     def __init__(self, app, host=None, port=None, **options):
         self._core = _core.Server(app, host, port, options)
         self._thread = None
+        self._failure = []
 
     @property
     def host(self):
@@ -67,15 +68,26 @@ class Server:
             self._core.serve()
 
     def start(self):
-        """Serves from a background thread; returns once it is serving."""
+        """Serves from a background thread; returns once it is serving.
+        What stops it from serving is raised here."""
         if self._thread is not None:
             raise RuntimeError("this server has been started already")
-        thread = threading.Thread(
-            target=self._core.serve, name="rwsgi-lite %s" % self.url, daemon=True
-        )
+        failure = []
+
+        def run():
+            try:
+                self._core.serve()
+            except BaseException as e:  # handed to start() or logged
+                failure.append(e)
+
+        thread = threading.Thread(target=run, name="rwsgi-lite %s" % self.url, daemon=True)
         self._thread = thread
         thread.start()
         self._core.wait_serving()
+        if failure:
+            thread.join()
+            raise failure[0]
+        self._failure = failure
         _running.add(self)
         return self
 
@@ -90,6 +102,16 @@ class Server:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         _running.discard(self)
+        if thread is None:
+            self._core.close()
+        if self._failure:
+            # The loop failed while serving from its thread: say so here.
+            raise self._failure.pop()
+
+    def close(self):
+        """Releases the sockets of a server that was never started (a
+        started one releases them when it stops)."""
+        self._core.close()
 
     def __enter__(self):
         return self.start()

@@ -39,6 +39,9 @@ pub struct WsgiApp<'py> {
     body_buffer: Vec<u8>,
     /// `None` unless `--access-logfile` is given.
     access: Option<Rc<AccessLog>>,
+    /// The SystemExit or KeyboardInterrupt a Python signal handler raised
+    /// to stop the server: an embedding caller re-raises it.
+    signal_error: Option<PyErr>,
 }
 
 impl<'py> WsgiApp<'py> {
@@ -50,7 +53,13 @@ impl<'py> WsgiApp<'py> {
             starters: Rc::new(Starters::new()),
             body_buffer: Vec::new(),
             access: None,
+            signal_error: None,
         })
+    }
+
+    /// What a Python signal handler raised to stop the server, if one did.
+    pub fn take_signal_error(&mut self) -> Option<PyErr> {
+        self.signal_error.take()
     }
 
     /// `wsgi.multiprocess`: true when workers serve the same app.
@@ -145,7 +154,13 @@ impl<'py> App for WsgiApp<'py> {
     }
 
     fn after_wake(&mut self) -> bool {
-        crate::wsgi::python::run_signal_handlers(self.py)
+        match crate::wsgi::python::run_signal_handlers(self.py) {
+            Ok(()) => false,
+            Err(stop) => {
+                self.signal_error = Some(stop);
+                true
+            }
+        }
     }
 }
 

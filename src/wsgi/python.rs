@@ -278,26 +278,27 @@ pub(crate) fn yield_sigint(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Runs pending Python signal handlers. True when one raised SystemExit or
-/// KeyboardInterrupt: the app asks the server to stop.
-pub(crate) fn run_signal_handlers(py: Python<'_>) -> bool {
+/// Runs pending Python signal handlers. The error is a SystemExit or
+/// KeyboardInterrupt one raised: the app asks the server to stop (other
+/// exceptions are logged).
+pub(crate) fn run_signal_handlers(py: Python<'_>) -> Result<(), PyErr> {
     // SAFETY: called with the GIL held (we are attached through `py`).
     let rc = unsafe { ffi::PyErr_CheckSignals() };
     if rc == 0 {
-        return false;
+        return Ok(());
     }
     let Some(err) = PyErr::take(py) else {
-        return false;
+        return Ok(());
     };
     if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
         log::info!("a Python signal handler raised {}; stopping", err);
-        return true;
+        return Err(err);
     }
     log::error!(
         "a Python signal handler raised:\n{}",
         crate::wsgi::format_exception(py, &err)
     );
-    false
+    Ok(())
 }
 
 /// Version and prefix, for the start-up log.
