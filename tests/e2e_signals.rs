@@ -153,6 +153,65 @@ fn sigterm_serves_a_client_queued_on_the_listener() {
     assert_exit_0(&mut s, "SIGTERM with a client queued on the listener");
 }
 
+/// A keep-alive connection whose next request is in the server's socket
+/// buffer, not read yet, when SIGTERM arrives gets that request answered
+/// (with `Connection: close`) instead of a reset: /gate holds the loop
+/// inside the app while the request and the signal come in, so the drain
+/// begins in the turn whose events include that request's.
+#[test]
+fn sigterm_serves_a_request_waiting_on_a_keep_alive_connection() {
+    let mut s = Server::start("testapp:app");
+    let gate = temp_path("gate");
+    let waiting = temp_path("waiting");
+    let mut kept = s.connect();
+    kept.send(b"GET /path/one HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = kept.read_response();
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    assert!(!r.connection_has("close"), "{}", r.raw_str());
+    let mut busy = s.connect();
+    busy.send(
+        format!(
+            "GET /gate?file={}&waiting={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            gate.display(),
+            waiting.display()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        eventually(IO_TIMEOUT, || waiting.exists()),
+        "app never reached the gate:\n{}",
+        s.log()
+    );
+    kept.send(b"POST /path/two HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    s.signal(libc::SIGTERM);
+    // As in `sigterm_serves_a_client_queued_on_the_listener`.
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&gate, b"go").unwrap();
+    let rest = busy.read_to_eof();
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(&waiting);
+    assert!(
+        find(&rest, b"second block").is_some(),
+        "busy client: {}",
+        show(&rest)
+    );
+    let r = kept.try_read_response(false).unwrap_or_else(|e| {
+        panic!(
+            "request waiting on a keep-alive connection lost on SIGTERM: {e}\nlog:\n{}",
+            s.log()
+        )
+    });
+    assert_eq!(r.status, 200, "{}", r.raw_str());
+    assert_eq!(r.body_str(), "/path/two");
+    assert!(r.connection_has("close"), "{}", r.raw_str());
+    kept.assert_closed_within(EXIT_WAIT);
+    drop((busy, kept));
+    assert_exit_0(
+        &mut s,
+        "SIGTERM with a request waiting on a keep-alive connection",
+    );
+}
+
 #[test]
 fn sigint_idle_server_exits_0() {
     let mut s = Server::start("testapp:app");

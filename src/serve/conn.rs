@@ -462,20 +462,26 @@ impl<S: Stream, R: Response> Conn<S, R> {
         }
     }
 
-    /// Shutdown begins: an idle connection closes now; a busy one finishes
-    /// its current request and then closes (`ctx.draining`). One that was
+    /// Shutdown begins (`ctx.draining`): a busy connection finishes its
+    /// current request and then closes. One between requests is driven
+    /// once: a next request already in the socket buffer (its readiness
+    /// event may still be pending) is served, with `Connection: close`;
+    /// with nothing pending it closes now (see `step_head`). One that was
     /// just accepted waits DRAIN_FRESH_GRACE at most for its first request.
-    pub(crate) fn on_drain(&mut self, now: Instant) -> Progress {
+    pub(crate) fn on_drain<A: App<Response = R>>(
+        &mut self,
+        app: &mut A,
+        ctx: &Ctx<'_>,
+    ) -> Progress {
         if !self.is_idle() {
             return Progress::Open;
         }
         if self.fresh {
-            let grace = now + DRAIN_FRESH_GRACE;
+            let grace = ctx.now + DRAIN_FRESH_GRACE;
             self.idle_until = Some(self.idle_until.map_or(grace, |t| t.min(grace)));
             return Progress::Open;
         }
-        self.abort();
-        Progress::Closed
+        self.drive(app, ctx)
     }
 
     fn step_head<A: App<Response = R>>(&mut self, app: &mut A, ctx: &Ctx<'_>) -> Step {
@@ -489,20 +495,19 @@ impl<S: Stream, R: Response> Conn<S, R> {
                 }
             }
         }
-        if ctx.draining && self.inbuf.is_empty() && !self.fresh {
-            // Finish sending what is queued (a completed response), then go.
-            if self.out.is_empty() {
-                return Step::Close;
-            }
-            self.state = State::Closing;
-            return Step::Continue;
-        }
         // Pipelined requests wait in the kernel while our own output is
         // backed up: that is the client's backpressure.
         if self.out.len() >= self.settings.high_water {
             return Step::Blocked;
         }
-        if self.drained {
+        // Draining, a connection between requests closes, but only once a
+        // read finds nothing pending: closing with a request unread in the
+        // socket buffer makes the kernel reset the connection, and the
+        // client loses a request it already sent. A read more at most once
+        // per connection and drain: a response sent while draining leaves
+        // the connection in `Closing`, not here.
+        let closing = ctx.draining && self.inbuf.is_empty() && !self.fresh;
+        if self.drained && !closing {
             return Step::Idle;
         }
         match self.inbuf.read_from(&mut self.stream, READ_SPARE) {
@@ -522,6 +527,9 @@ impl<S: Stream, R: Response> Conn<S, R> {
                     *since = Some(ctx.now);
                 }
                 Step::Continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && closing => {
+                self.close_between_requests()
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if matches!(self.state, State::Head { since: None }) && self.inbuf.is_empty() {
@@ -939,6 +947,16 @@ impl<S: Stream, R: Response> Conn<S, R> {
             }
         };
         self.next_request(keep_alive, ctx);
+        Step::Continue
+    }
+
+    /// Draining, and no next request is pending: finish sending what is
+    /// queued (a completed response), then go.
+    fn close_between_requests(&mut self) -> Step {
+        if self.out.is_empty() {
+            return Step::Close;
+        }
+        self.state = State::Closing;
         Step::Continue
     }
 

@@ -588,9 +588,10 @@ impl<'a, A: App> EventLoop<'a, A> {
         }
     }
 
-    /// Stops accepting and closes idle connections; busy ones finish their
-    /// current response, and those just accepted get their first request
-    /// served (see `Conn::on_drain`). So do the clients already queued on
+    /// Stops accepting and closes idle connections. Busy ones finish their
+    /// current response; so do those whose next request already waits in
+    /// the socket buffer, and those just accepted, for their first request
+    /// (see `Conn::on_drain`). So do the clients already queued on
     /// the listeners (their handshake done, so they count on an answer):
     /// closing a listener would reset them. Those beyond --max-connections
     /// are reset still.
@@ -613,14 +614,13 @@ impl<'a, A: App> EventLoop<'a, A> {
             self.conns.len(),
             self.graceful_timeout()
         );
-        let idle: Vec<usize> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(k, c)| (c.on_drain(now) == Progress::Closed).then_some(k))
-            .collect();
-        for key in idle {
-            let mut conn = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(conn.stream_mut());
+        // Once per drain, so the list is no cost per request.
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let progress = conn.on_drain(&mut *self.app, ctx);
+                self.settle(key, progress);
+            }
         }
     }
 

@@ -75,6 +75,18 @@ impl Harness {
         }
     }
 
+    /// The server's drain begins: `on_drain` with a draining `Ctx`, plus
+    /// the deferred flush, as `drive` above.
+    fn begin_drain(&mut self) -> Progress {
+        self.draining = true;
+        self.now = self.now.max(Instant::now());
+        let ctx = self.ctx();
+        match self.conn.on_drain(&mut self.app, &ctx) {
+            Progress::Flush | Progress::FlushThenResume => self.conn.flush_deferred(&ctx),
+            p => p,
+        }
+    }
+
     fn signature(&self) -> impl PartialEq {
         let s = self.conn.stream();
         (
@@ -1367,9 +1379,48 @@ mod draining {
         let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/"))]));
         assert_eq!(h.run(), Progress::Open);
         let n = h.written().len();
-        assert_eq!(h.conn.on_drain(h.now), Progress::Closed);
+        assert_eq!(h.begin_drain(), Progress::Closed);
         assert_eq!(h.written().len(), n);
         assert_closed_once(&h.stats());
+    }
+
+    #[test]
+    fn drain_serves_a_next_request_already_in_the_socket_buffer() {
+        // Answered one request; the next one arrived, but its readiness
+        // event is not handled yet when the drain begins. Closing now
+        // would make the kernel reset the connection (unread input).
+        let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/one"))]));
+        assert_eq!(h.run(), Progress::Open);
+        h.feed(vec![data(&get("/two"))]);
+        assert_ne!(h.begin_drain(), Progress::Closed);
+        let rs = parse_all(h.written());
+        assert_eq!(rs.len(), 2, "{}", String::from_utf8_lossy(h.written()));
+        assert_eq!(rs[0].header("Connection"), None);
+        assert_eq!(rs[1].body, b"ok:/two");
+        assert_eq!(rs[1].header("Connection"), Some("close"));
+        assert!(h.stream().shutdown, "closes after it, half-close first");
+        h.feed(vec![In::Eof]);
+        assert_eq!(h.run(), Progress::Closed);
+        assert_eq!(h.app.requests.len(), 2);
+
+        // Nothing pending (the read says WouldBlock): closed at once, silently.
+        let mut h = Harness::new(
+            StubApp::new(),
+            MockStream::new(vec![data(&get("/one")), In::WouldBlock]),
+        );
+        assert_eq!(h.run(), Progress::Open);
+        let n = h.written().len();
+        assert_eq!(h.begin_drain(), Progress::Closed);
+        assert_eq!(h.written().len(), n);
+        assert_eq!(h.app.requests.len(), 1);
+
+        // The client has closed its side: closed quietly too.
+        let mut h = Harness::new(StubApp::new(), MockStream::new(vec![data(&get("/one"))]));
+        assert_eq!(h.run(), Progress::Open);
+        let n = h.written().len();
+        h.feed(vec![In::Eof]);
+        assert_eq!(h.begin_drain(), Progress::Closed);
+        assert_eq!(h.written().len(), n);
     }
 
     #[test]
@@ -1377,7 +1428,7 @@ mod draining {
         // Accepted, request not here yet: it arrives after the drain began.
         let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
         assert_eq!(h.run(), Progress::Open);
-        assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+        assert_eq!(h.begin_drain(), Progress::Open);
         h.draining = true;
         assert_eq!(h.run(), Progress::Open);
         h.feed(vec![data(&get("/late")), In::Eof]);
@@ -1390,7 +1441,7 @@ mod draining {
         // One whose request never comes closes after the grace, silently.
         let mut h = Harness::new(StubApp::new(), MockStream::new(vec![]));
         assert_eq!(h.run(), Progress::Open);
-        assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+        assert_eq!(h.begin_drain(), Progress::Open);
         h.draining = true;
         let deadline = h.conn.deadline().expect("a deadline");
         assert!(deadline <= h.now + DRAIN_FRESH_GRACE);
@@ -1408,7 +1459,7 @@ mod draining {
             )]),
         );
         assert_eq!(h.run(), Progress::Open);
-        assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+        assert_eq!(h.begin_drain(), Progress::Open);
         h.draining = true;
         h.feed(vec![data(b"def"), In::Eof]);
         assert_eq!(h.run(), Progress::Closed);
@@ -1432,7 +1483,7 @@ mod draining {
         let stream = MockStream::new(vec![data(&input)]).block_after(5000);
         let mut h = Harness::with_settings(settings, app, stream);
         assert_eq!(h.run(), Progress::Open);
-        assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+        assert_eq!(h.begin_drain(), Progress::Open);
         h.draining = true;
         h.stream_mut().block_after = None;
         h.feed(vec![In::Eof]);
@@ -1474,7 +1525,7 @@ mod draining {
             matches!(&h.conn.state, State::Respond(a) if a.framing.is_none()),
             "setup: the second head must not be pulled yet"
         );
-        assert_eq!(h.conn.on_drain(h.now), Progress::Open);
+        assert_eq!(h.begin_drain(), Progress::Open);
         h.draining = true;
         h.stream_mut().block_after = None;
         h.feed(vec![In::Eof]);
@@ -1502,11 +1553,7 @@ mod draining {
         let mut h = Harness::new(app, stream);
         assert_eq!(h.run(), Progress::Open);
         assert_eq!(h.written().len(), 1000);
-        assert_eq!(
-            h.conn.on_drain(h.now),
-            Progress::Open,
-            "output still queued"
-        );
+        assert_eq!(h.begin_drain(), Progress::Open, "output still queued");
         h.draining = true;
         h.stream_mut().block_after = None;
         h.run();
