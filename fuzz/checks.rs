@@ -257,6 +257,19 @@ fn check_complete_head(
     let a = body::analyze(head, version, headers);
     let b = body::analyze(data, version, headers);
     assert_eq!(a, b, "analyze depends on bytes past the head");
+    // Host (RFC 9112 3.2): a head analyze accepts has only valid Host
+    // values, by a reference written apart from http::authority; one it
+    // refuses for its Host has an invalid one.
+    let hosts = headers
+        .iter()
+        .filter(|h| get(head, h.name).eq_ignore_ascii_case(b"host"));
+    let all_valid = hosts.clone().all(|h| reference_host(get(head, h.value)));
+    if a.is_ok() {
+        assert!(all_valid, "a head with an invalid Host was accepted");
+    }
+    if a == Err(HttpError::BadRequest("invalid Host")) {
+        assert!(!all_valid, "a valid Host was refused");
+    }
     match a {
         Ok(info) => {
             if let BodyFraming::Chunked = info.framing {
@@ -268,6 +281,70 @@ fn check_complete_head(
         }
         Err(e) => assert!(matches!(e.status(), 400 | 501), "analyze error {e:?}"),
     }
+}
+
+/// A Host field value per RFC 9112 3.2 and RFC 3986 3.2.2-3.2.3, the
+/// reference for http::authority: empty, or a host (a bracketed IPv6 or
+/// IPvFuture literal, or a reg-name, which covers IPv4) and an optional
+/// port of digits up to 65535.
+fn reference_host(v: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(v) else {
+        return false;
+    };
+    if s.is_empty() {
+        return true;
+    }
+    let (host, port) = if s.starts_with('[') {
+        let Some(close) = s.find(']') else {
+            return false;
+        };
+        let (host, rest) = s.split_at(close + 1);
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => return false,
+        }
+    } else {
+        match s.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        p.chars().all(|c| c.is_ascii_digit())
+            && (p.trim_start_matches('0').len() <= 5)
+            && p.parse::<u64>().map_or(p.is_empty(), |n| n <= 65535)
+    });
+    let unreserved_or_sub = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=".contains(c);
+    let host_ok = if let Some(lit) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        lit.parse::<std::net::Ipv6Addr>().is_ok()
+            || lit
+                .strip_prefix(['v', 'V'])
+                .and_then(|r| r.split_once('.'))
+                .is_some_and(|(ver, rest)| {
+                    !ver.is_empty()
+                        && ver.chars().all(|c| c.is_ascii_hexdigit())
+                        && !rest.is_empty()
+                        && rest.chars().all(|c| unreserved_or_sub(c) || c == ':')
+                })
+    } else {
+        // pct-encoded triples, then only unreserved and sub-delims remain.
+        let mut rest = host;
+        let mut ok = !host.is_empty();
+        while let Some(i) = rest.find('%') {
+            let hex = rest.get(i + 1..i + 3).unwrap_or("");
+            ok &= hex.len() == 2 && hex.chars().all(|c| c.is_ascii_hexdigit());
+            ok &= rest[..i].chars().all(unreserved_or_sub);
+            rest = rest.get(i + 3..).unwrap_or("");
+        }
+        ok && rest.chars().all(unreserved_or_sub)
+    };
+    host_ok && port_ok
+}
+
+fn get(buf: &[u8], s: Span) -> &[u8] {
+    buf.get(s.start as usize..s.end as usize)
+        .unwrap_or_default()
 }
 
 /// body::analyze promises not to panic whatever the spans (it is public).
@@ -1034,6 +1111,12 @@ pub fn check_conn(data: &[u8]) {
     drop(conn);
 
     assert_closed_once(&stats);
+    // CONNECT asks for a tunnel, which an app cannot give (RFC 9110
+    // 9.3.6): it is refused before the app, so no 2xx to it can go out.
+    assert!(
+        app.requests.iter().all(|r| r.method != b"CONNECT"),
+        "a CONNECT request reached the app"
+    );
     let heads: Vec<bool> = app.requests.iter().map(|r| r.method == b"HEAD").collect();
     if std::env::var_os("FUZZ_CONN_DEBUG").is_some() {
         eprintln!(
