@@ -47,116 +47,131 @@ pub(crate) fn check_method(method: &[u8]) -> Result<(), HttpError> {
 /// spans point into). Errors: Content-Length with Transfer-Encoding, several
 /// or malformed Content-Length, `chunked` not final or repeated, any
 /// Transfer-Encoding from an HTTP/1.0 client, HTTP/1.1 without exactly one
-/// Host: 400; an unknown transfer-coding: 501.
+/// Host or with an invalid one: 400; an unknown transfer-coding: 501.
 pub fn analyze(
     buf: &[u8],
     version: Version,
     headers: &[HeaderSpan],
 ) -> Result<RequestInfo, HttpError> {
     let http11 = version == Version::Http11;
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut chunked = false;
-    // A coding other than chunked before it: framing is known, but we
-    // cannot decode it (501 once everything else checks out).
-    let mut unknown_coding = false;
-    // chunked followed by another coding: the length cannot be determined.
-    let mut chunked_not_last = false;
-    let mut hosts = 0usize;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut expect_continue = false;
-
+    let mut scan = FieldScan::default();
     for h in headers {
-        let name = get(buf, h.name);
-        let value = get(buf, h.value);
+        scan.field(get(buf, h.name), get(buf, h.value), http11)?;
+    }
+    scan.finish(http11)
+}
+
+/// What the fields that decide framing and persistence said, gathered in
+/// one pass over the head.
+#[derive(Default)]
+struct FieldScan {
+    content_length: Option<u64>,
+    te_seen: bool,
+    chunked: bool,
+    /// A coding other than chunked before it: framing is known, but we
+    /// cannot decode it (501 once everything else checks out).
+    unknown_coding: bool,
+    /// chunked followed by another coding: the length cannot be determined.
+    chunked_not_last: bool,
+    hosts: usize,
+    close: bool,
+    keep_alive_token: bool,
+    expect_continue: bool,
+}
+
+impl FieldScan {
+    #[inline]
+    fn field(&mut self, name: &[u8], value: &[u8], http11: bool) -> Result<(), HttpError> {
         if name.eq_ignore_ascii_case(b"content-length") {
-            if content_length.is_some() {
+            if self.content_length.is_some() {
                 return Err(HttpError::BadRequest("several Content-Length fields"));
             }
-            content_length = Some(parse_content_length(value)?);
+            self.content_length = Some(parse_content_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_seen = true;
-            for coding in list_elements(value) {
-                if chunked {
-                    // Anything after chunked, even chunked again.
-                    chunked_not_last = true;
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
-                    if chunked {
-                        return Err(HttpError::BadRequest("chunked applied twice"));
-                    }
-                    chunked = true;
-                } else if is_token(coding) {
-                    unknown_coding = true;
-                } else {
-                    return Err(HttpError::BadRequest("malformed transfer-coding"));
-                }
-            }
+            self.transfer_encoding(value)?;
         } else if name.eq_ignore_ascii_case(b"host") {
-            hosts += 1;
+            self.hosts += 1;
             if !authority::is_valid_host_field(value) {
                 return Err(HttpError::BadRequest("invalid Host"));
             }
         } else if name.eq_ignore_ascii_case(b"connection") {
             for opt in list_elements(value) {
-                if opt.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if opt.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive_token = true;
-                }
+                self.close |= opt.eq_ignore_ascii_case(b"close");
+                self.keep_alive_token |= opt.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
             // RFC 9110 10.1.1: an HTTP/1.0 server must ignore 100-continue.
-            if http11 && value.eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
-            }
+            self.expect_continue |= http11 && value.eq_ignore_ascii_case(b"100-continue");
         }
+        Ok(())
     }
 
-    if http11 && hosts != 1 {
-        return Err(HttpError::BadRequest(if hosts == 0 {
-            "HTTP/1.1 request without Host"
-        } else {
-            "several Host fields"
-        }));
+    fn transfer_encoding(&mut self, value: &[u8]) -> Result<(), HttpError> {
+        self.te_seen = true;
+        for coding in list_elements(value) {
+            // Anything after chunked, even chunked again.
+            self.chunked_not_last |= self.chunked;
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                if self.chunked {
+                    return Err(HttpError::BadRequest("chunked applied twice"));
+                }
+                self.chunked = true;
+            } else if is_token(coding) {
+                self.unknown_coding = true;
+            } else {
+                return Err(HttpError::BadRequest("malformed transfer-coding"));
+            }
+        }
+        Ok(())
     }
-    let framing = if te_seen {
+
+    /// The decision: RFC 9112 3.2 (Host) and 6.3 (framing), then
+    /// persistence.
+    fn finish(self, http11: bool) -> Result<RequestInfo, HttpError> {
+        if http11 && self.hosts != 1 {
+            return Err(HttpError::BadRequest(if self.hosts == 0 {
+                "HTTP/1.1 request without Host"
+            } else {
+                "several Host fields"
+            }));
+        }
+        let framing = if self.te_seen {
+            self.transfer_framing(http11)?
+        } else {
+            match self.content_length {
+                Some(n) => BodyFraming::Length(n),
+                None => BodyFraming::Empty,
+            }
+        };
+        let keep_alive = !self.close && (http11 || self.keep_alive_token);
+        Ok(RequestInfo {
+            framing,
+            keep_alive,
+            expect_continue: self.expect_continue,
+        })
+    }
+
+    fn transfer_framing(&self, http11: bool) -> Result<BodyFraming, HttpError> {
         // RFC 9112 6.1: chunked from a 1.0 client cannot be trusted, and
         // 6.3: with both, the two parties may disagree on the framing.
         if !http11 {
             return Err(HttpError::BadRequest("Transfer-Encoding in HTTP/1.0"));
         }
-        if content_length.is_some() {
+        if self.content_length.is_some() {
             return Err(HttpError::BadRequest(
                 "Content-Length with Transfer-Encoding",
             ));
         }
         // RFC 9112 6.3: chunked not final means the body length cannot be
         // determined; that is a 400 whatever the other codings are.
-        if !chunked || chunked_not_last {
+        if !self.chunked || self.chunked_not_last {
             return Err(HttpError::BadRequest("chunked is not the final coding"));
         }
-        if unknown_coding {
+        if self.unknown_coding {
             return Err(HttpError::NotImplemented);
         }
-        BodyFraming::Chunked
-    } else {
-        match content_length {
-            Some(n) => BodyFraming::Length(n),
-            None => BodyFraming::Empty,
-        }
-    };
-    let keep_alive = if http11 {
-        !close
-    } else {
-        keep_alive_token && !close
-    };
-    Ok(RequestInfo {
-        framing,
-        keep_alive,
-        expect_continue,
-    })
+        Ok(BodyFraming::Chunked)
+    }
 }
 
 /// The spans come from our parser, but a bad one yields an empty slice
