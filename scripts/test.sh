@@ -17,9 +17,32 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYO3_PYTHON:-python3}"
 section() { printf '\n==> %s\n' "$*"; }
 
+section "test dependencies"
 # tests/apps/flask_app.py needs Flask in the interpreter the binary embeds.
 if ! "$PYTHON" -c 'import flask' >/dev/null 2>&1; then
     "$PYTHON" -m pip install --quiet flask
+fi
+"$PYTHON" -c 'import importlib.metadata as m; print("flask", m.version("flask"))'
+# Debian packages, installed when missing (as root, or through sudo -n).
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+export PATH="$PATH:/usr/sbin:/sbin"
+# tests/e2e_nginx.rs and e2e_hosts.rs start their own nginx.
+if ! command -v nginx >/dev/null 2>&1; then
+    apt_install nginx-light || apt_install nginx \
+        || { echo "test.sh: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
+    # The package starts a system nginx on port 80; the tests need none.
+    systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+fi
+nginx -v
+# tests/e2e_hosts.rs makes its hosts from network namespaces with iproute2's
+# `ip` (as root; elsewhere it says SKIPPED and passes).
+if ! command -v ip >/dev/null 2>&1; then
+    apt_install iproute2 || echo "test.sh: no iproute2; tests/e2e_hosts.rs will be skipped" >&2
 fi
 
 section "cargo test --no-default-features (pure part, no Python)"
