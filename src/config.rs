@@ -281,6 +281,7 @@ Options (defaults in brackets):
       --chdir DIR        change to DIR before loading APP
       --pythonpath DIRS  comma-separated directories to put first on sys.path
       --virtualenv DIR   use this virtualenv's packages [$VIRTUAL_ENV]
+                         (standalone binary; the package serves in its own)
       --backlog N        pending-connection queue length, 1-65535 [2048]
   -m, --umask MASK       process umask, set before binding (unix socket
                          permissions), e.g. 007
