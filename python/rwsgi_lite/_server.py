@@ -162,4 +162,7 @@ class _StopOnSignals:
 @atexit.register
 def _stop_all():
     for server in list(_running):
-        server.stop(timeout=5.0)
+        try:
+            server.stop(timeout=5.0)
+        except Exception:  # exiting anyway; the error was logged
+            pass
