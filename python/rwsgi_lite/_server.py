@@ -164,5 +164,5 @@ def _stop_all():
     for server in list(_running):
         try:
             server.stop(timeout=5.0)
-        except Exception:  # exiting anyway; the error was logged
+        except Exception:  # the interpreter is exiting: nobody to raise it to
             pass
