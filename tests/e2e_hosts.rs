@@ -347,22 +347,7 @@ fn nginx_conf(root: &str) -> String {
         })
         .collect();
     format!(
-        r#"
-user root;
-daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp/client_body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    keepalive_requests 100000;
-
+        r#"{head}
     upstream app {{
 {servers}        keepalive 16;
         keepalive_timeout 60s;
@@ -382,7 +367,8 @@ http {{
         }}
     }}
 }}
-"#
+"#,
+        head = nginx_conf_head(std::path::Path::new(root))
     )
 }
 

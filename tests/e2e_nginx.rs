@@ -43,33 +43,10 @@ impl Nginx {
             .unwrap()
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        // As root, nginx workers would switch to "nobody" and lose access to
-        // the private temp dir and the socket.
-        // SAFETY: geteuid(2) cannot fail and touches no memory.
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;"
-        } else {
-            ""
-        };
         let r = root.display();
         let conf = format!(
-            r#"
-{user}
-daemon off;
-master_process on;
-worker_processes 1;
-pid {r}/nginx.pid;
-error_log {r}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {r}/tmp/client_body;
-    proxy_temp_path {r}/tmp/proxy;
-    fastcgi_temp_path {r}/tmp/fastcgi;
-    uwsgi_temp_path {r}/tmp/uwsgi;
-    scgi_temp_path {r}/tmp/scgi;
+            r#"{head}
     client_max_body_size 64m;
-    keepalive_requests 100000;
 
     upstream rwsgi {{
         server unix:{upstream};
@@ -92,6 +69,7 @@ http {{
     }}
 }}
 "#,
+            head = nginx_conf_head(root),
             upstream = upstream.display()
         );
         std::fs::write(root.join("nginx.conf"), conf).unwrap();

@@ -98,6 +98,59 @@ fn sigterm_lets_a_streaming_response_finish() {
     assert_exit_0(&mut s, "SIGTERM during a streamed response");
 }
 
+/// A client inside the app at testapp's /gate: the single process's loop
+/// is held there until `open`, so what the test sends meanwhile waits in
+/// the kernel.
+struct Gate {
+    busy: Client,
+    gate: std::path::PathBuf,
+    waiting: std::path::PathBuf,
+}
+
+impl Gate {
+    fn hold(s: &Server) -> Gate {
+        let gate = temp_path("gate");
+        let waiting = temp_path("waiting");
+        let mut busy = s.connect();
+        busy.send(
+            format!(
+                "GET /gate?file={}&waiting={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                gate.display(),
+                waiting.display()
+            )
+            .as_bytes(),
+        );
+        assert!(
+            eventually(IO_TIMEOUT, || waiting.exists()),
+            "app never reached the gate:\n{}",
+            s.log()
+        );
+        Gate {
+            busy,
+            gate,
+            waiting,
+        }
+    }
+
+    /// Lets the app go on; the busy client gets its whole response.
+    fn open(mut self) -> Client {
+        // A signal sent before this has been handled by the time the app
+        // sees the gate open (it is delivered at the app's next system call
+        // at the latest); the pause covers a delivery to another thread.
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::write(&self.gate, b"go").unwrap();
+        let rest = self.busy.read_to_eof();
+        let _ = std::fs::remove_file(&self.gate);
+        let _ = std::fs::remove_file(&self.waiting);
+        assert!(
+            find(&rest, b"second block").is_some(),
+            "busy client: {}",
+            show(&rest)
+        );
+        self.busy
+    }
+}
+
 /// A client whose handshake the kernel completed while the loop was busy
 /// in the app (queued on the listener, not accepted yet) when SIGTERM
 /// arrives is served, with `Connection: close`, instead of being reset
@@ -106,38 +159,11 @@ fn sigterm_lets_a_streaming_response_finish() {
 #[test]
 fn sigterm_serves_a_client_queued_on_the_listener() {
     let mut s = Server::start("testapp:app");
-    let gate = temp_path("gate");
-    let waiting = temp_path("waiting");
-    let mut busy = s.connect();
-    busy.send(
-        format!(
-            "GET /gate?file={}&waiting={} HTTP/1.1\r\nHost: x\r\n\r\n",
-            gate.display(),
-            waiting.display()
-        )
-        .as_bytes(),
-    );
-    assert!(
-        eventually(IO_TIMEOUT, || waiting.exists()),
-        "app never reached the gate:\n{}",
-        s.log()
-    );
+    let gate = Gate::hold(&s);
     let mut queued = s.connect();
     queued.send(b"GET /path/queued HTTP/1.1\r\nHost: x\r\n\r\n");
     s.signal(libc::SIGTERM);
-    // The handler has run by the time the app sees the gate open (the
-    // signal is delivered at the app's next system call at the latest);
-    // the pause covers a delivery to another thread of the process.
-    std::thread::sleep(Duration::from_millis(200));
-    std::fs::write(&gate, b"go").unwrap();
-    let rest = busy.read_to_eof();
-    let _ = std::fs::remove_file(&gate);
-    let _ = std::fs::remove_file(&waiting);
-    assert!(
-        find(&rest, b"second block").is_some(),
-        "busy client: {}",
-        show(&rest)
-    );
+    let busy = gate.open();
     let r = queued.try_read_response(false).unwrap_or_else(|e| {
         panic!(
             "queued client not served after SIGTERM: {e}\nlog:\n{}",
@@ -161,40 +187,15 @@ fn sigterm_serves_a_client_queued_on_the_listener() {
 #[test]
 fn sigterm_serves_a_request_waiting_on_a_keep_alive_connection() {
     let mut s = Server::start("testapp:app");
-    let gate = temp_path("gate");
-    let waiting = temp_path("waiting");
     let mut kept = s.connect();
     kept.send(b"GET /path/one HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = kept.read_response();
     assert_eq!(r.status, 200, "{}", r.raw_str());
     assert!(!r.connection_has("close"), "{}", r.raw_str());
-    let mut busy = s.connect();
-    busy.send(
-        format!(
-            "GET /gate?file={}&waiting={} HTTP/1.1\r\nHost: x\r\n\r\n",
-            gate.display(),
-            waiting.display()
-        )
-        .as_bytes(),
-    );
-    assert!(
-        eventually(IO_TIMEOUT, || waiting.exists()),
-        "app never reached the gate:\n{}",
-        s.log()
-    );
+    let gate = Gate::hold(&s);
     kept.send(b"POST /path/two HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     s.signal(libc::SIGTERM);
-    // As in `sigterm_serves_a_client_queued_on_the_listener`.
-    std::thread::sleep(Duration::from_millis(200));
-    std::fs::write(&gate, b"go").unwrap();
-    let rest = busy.read_to_eof();
-    let _ = std::fs::remove_file(&gate);
-    let _ = std::fs::remove_file(&waiting);
-    assert!(
-        find(&rest, b"second block").is_some(),
-        "busy client: {}",
-        show(&rest)
-    );
+    let busy = gate.open();
     let r = kept.try_read_response(false).unwrap_or_else(|e| {
         panic!(
             "request waiting on a keep-alive connection lost on SIGTERM: {e}\nlog:\n{}",

@@ -953,3 +953,37 @@ pub fn nginx_binary() -> PathBuf {
     }
     panic!("nginx not found: install it (apt-get install nginx-light) or set RWSGI_NGINX");
 }
+
+/// The top of an nginx.conf for a test nginx under `root` (its pid, log
+/// and temp files all there): everything up to and including `http {`.
+/// The caller adds its upstreams and servers and the closing brace. As
+/// root, nginx workers would switch to "nobody" and lose access to the
+/// private directory, so they stay root.
+pub fn nginx_conf_head(root: &std::path::Path) -> String {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;"
+    } else {
+        ""
+    };
+    let r = root.display();
+    format!(
+        r#"
+{user}
+daemon off;
+master_process on;
+worker_processes 1;
+pid {r}/nginx.pid;
+error_log {r}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {r}/tmp/client_body;
+    proxy_temp_path {r}/tmp/proxy;
+    fastcgi_temp_path {r}/tmp/fastcgi;
+    uwsgi_temp_path {r}/tmp/uwsgi;
+    scgi_temp_path {r}/tmp/scgi;
+    keepalive_requests 100000;
+"#
+    )
+}
