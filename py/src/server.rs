@@ -156,8 +156,9 @@ impl Server {
         result
     }
 
-    /// Blocks (without the GIL) until `serve` is serving or has ended.
-    fn wait_serving(&self, py: Python<'_>) {
+    /// Blocks (without the GIL) until `serve` is serving (true) or has
+    /// ended (false).
+    fn wait_serving(&self, py: Python<'_>) -> bool {
         py.detach(|| {
             let mut phase = self.control.lock();
             while matches!(*phase, Phase::Bound { .. }) {
@@ -167,7 +168,8 @@ impl Server {
                     .wait(phase)
                     .unwrap_or_else(|e| e.into_inner());
             }
-        });
+            matches!(*phase, Phase::Serving(_))
+        })
     }
 
     /// Stops accepting and lets in-flight responses finish within

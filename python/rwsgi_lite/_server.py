@@ -77,16 +77,18 @@ class Server:
         def run():
             try:
                 self._core.serve()
-            except BaseException as e:  # handed to start() or logged
+            except BaseException as e:  # raised by start() or stop()
                 failure.append(e)
 
         thread = threading.Thread(target=run, name="rwsgi-lite %s" % self.url, daemon=True)
         self._thread = thread
         thread.start()
-        self._core.wait_serving()
-        if failure:
+        if not self._core.wait_serving():
+            # It ended before serving: what ended it is there once the
+            # thread is.
             thread.join()
-            raise failure[0]
+            if failure:
+                raise failure[0]
         self._failure = failure
         _running.add(self)
         return self
